@@ -1,0 +1,38 @@
+"""prefect-flux-erase: FLUX Erase (``bfl:flux@erase``) on Runware as a Prefect 3 pipeline.
+
+Public names are loaded lazily so that the Prefect-free core (``prefect_flux_erase.runware``,
+``prefect_flux_erase.engine``, the emulator) imports without importing Prefect.
+
+Example:
+    >>> import prefect_flux_erase
+    >>> prefect_flux_erase.__version__
+    '0.1.0'
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from prefect_flux_erase._version import __version__
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "RunwareCredentials": "prefect_flux_erase.blocks",
+    "FluxEraseSettings": "prefect_flux_erase.blocks",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'prefect_flux_erase' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,210 @@
+"""Decoding, normalising and encoding images and masks: the one input path for every part.
+
+The pipeline (to validate rows before spending API calls), the local engine and the emulator all
+read images through :func:`decode_image` and masks through :func:`decode_mask`, so a row that the
+pipeline accepts is a row the server accepts, and every failure carries the same stable code.
+
+Normalisation: EXIF orientation applied; RGB/RGBA/L/LA/P/CMYK/I;16/I/F modes become 8-bit RGB;
+alpha is kept separately (for PNG/WEBP output). Masks are binarised at 50 % (white = erase).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+#: Largest accepted input, in pixels (Pillow's decompression-bomb guard is raised to this).
+MAX_INPUT_PIXELS = 64_000_000
+#: The model's minimum side (upstream BFL rule; the emulator enforces it by default).
+MIN_SIDE = 256
+
+_FORMATS = {"JPEG": "JPG", "PNG": "PNG", "WEBP": "WEBP", "GIF": "GIF", "BMP": "BMP", "TIFF": "TIFF"}
+
+
+class ImageInputError(ValueError):
+    """An input image or mask that cannot be used, with a stable ``code`` and the ``parameter``.
+
+    Codes: ``emptyInput``, ``invalidImage`` (not a decodable image), ``imageTooLarge``
+    (decompression bomb), ``imageTooSmall``, ``invalidMaskDimensions``.
+
+    Example:
+        >>> try:
+        ...     decode_image(b"")
+        ... except ImageInputError as e:
+        ...     e.code, e.parameter
+        ('emptyInput', 'inputs.image')
+    """
+
+    def __init__(self, code: str, message: str, parameter: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.parameter = parameter
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """An image normalised to 8-bit RGB (``rgb``: H x W x 3) plus optional alpha (H x W)."""
+
+    rgb: NDArray[np.uint8]
+    alpha: NDArray[np.uint8] | None
+    source_format: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)."""
+        return int(self.rgb.shape[1]), int(self.rgb.shape[0])
+
+
+def _open(data: bytes, parameter: str, max_pixels: int) -> Image.Image:
+    if not data:
+        raise ImageInputError("emptyInput", f"{parameter}: the file is empty (0 bytes)", parameter)
+    old = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = max_pixels
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            if img.width * img.height > max_pixels:
+                raise Image.DecompressionBombError("too many pixels")
+            img.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageInputError(
+            "imageTooLarge",
+            f"{parameter}: the image has more than {max_pixels:,} pixels (a decompression bomb "
+            "or a very large image); downscale it before erasing",
+            parameter,
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise ImageInputError(
+            "invalidImage",
+            f"{parameter}: not a readable image ({len(data)} bytes starting {data[:12]!r}); "
+            "provide a PNG, JPEG or WEBP file",
+            parameter,
+        ) from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageInputError(
+            "invalidImage",
+            f"{parameter}: the image is truncated or corrupt ({exc}); re-export the file",
+            parameter,
+        ) from exc
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+    return img
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        return Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    return img
+
+
+def decode_image(
+    data: bytes,
+    *,
+    parameter: str = "inputs.image",
+    max_pixels: int = MAX_INPUT_PIXELS,
+    min_side: int = 0,
+) -> DecodedImage:
+    """Decode and normalise an image to 8-bit RGB (+ alpha), applying EXIF orientation.
+
+    Example:
+        >>> buf = io.BytesIO(); Image.new("CMYK", (4, 3)).save(buf, "JPEG")
+        >>> decode_image(buf.getvalue()).rgb.shape
+        (3, 4, 3)
+    """
+    img = _open(data, parameter, max_pixels)
+    source_format = _FORMATS.get(img.format or "", img.format or "unknown")
+    with contextlib.suppress(Exception):
+        img = ImageOps.exif_transpose(img)
+    img = _to_8bit(img)
+    alpha: NDArray[np.uint8] | None = None
+    if img.mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        alpha_arr = np.asarray(rgba)[:, :, 3]
+        alpha = None if bool((alpha_arr == 255).all()) else np.ascontiguousarray(alpha_arr)
+        img = rgba.convert("RGB")
+    elif img.mode != "RGB":
+        img = img.convert("RGB")
+    rgb = np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
+    h, w = rgb.shape[:2]
+    if min_side and min(w, h) < min_side:
+        raise ImageInputError(
+            "imageTooSmall",
+            f"{parameter}: {w}x{h} is below the model's minimum of {min_side}x{min_side}; "
+            "upscale or pad the image",
+            parameter,
+        )
+    return DecodedImage(rgb=rgb, alpha=alpha, source_format=source_format)
+
+
+def decode_mask(
+    data: bytes,
+    size: tuple[int, int],
+    *,
+    parameter: str = "inputs.mask",
+    max_pixels: int = MAX_INPUT_PIXELS,
+) -> NDArray[np.bool_]:
+    """Decode a mask and binarise it at 50 % (True = erase); it must match ``size`` (w, h).
+
+    Colour masks use their luminance; a mask with transparency counts transparent pixels as keep.
+
+    Example:
+        >>> buf = io.BytesIO(); Image.new("L", (4, 3), 255).save(buf, "PNG")
+        >>> bool(decode_mask(buf.getvalue(), (4, 3)).all())
+        True
+    """
+    img = _open(data, parameter, max_pixels)
+    with contextlib.suppress(Exception):
+        img = ImageOps.exif_transpose(img)
+    if img.size != size:
+        raise ImageInputError(
+            "invalidMaskDimensions",
+            f"{parameter}: the mask is {img.width}x{img.height} but the image is "
+            f"{size[0]}x{size[1]}; masks must have the image's exact size",
+            parameter,
+        )
+    img = _to_8bit(img)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.uint16)
+        lum = np.asarray(Image.fromarray(rgba[:, :, :3].astype(np.uint8)).convert("L"))
+        return np.asarray((lum >= 128) & (rgba[:, :, 3] >= 128))
+    return np.asarray(np.asarray(img.convert("L")) >= 128)
+
+
+def encode_image(
+    rgb: NDArray[np.uint8],
+    output_format: str = "JPG",
+    quality: int = 95,
+    alpha: NDArray[np.uint8] | None = None,
+) -> bytes:
+    """Encode RGB (+ alpha for PNG/WEBP) as ``JPG``, ``PNG`` or ``WEBP`` bytes.
+
+    Example:
+        >>> encode_image(np.zeros((2, 2, 3), np.uint8), "PNG")[:4]
+        b'\\x89PNG'
+    """
+    fmt = output_format.upper()
+    img = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
+    if alpha is not None and fmt in ("PNG", "WEBP"):
+        img.putalpha(Image.fromarray(np.ascontiguousarray(alpha), "L"))
+    buf = io.BytesIO()
+    if fmt == "JPG":
+        img.save(buf, "JPEG", quality=quality, optimize=False)
+    elif fmt == "PNG":
+        img.save(buf, "PNG", compress_level=6 if quality >= 90 else 3)
+    elif fmt == "WEBP":
+        img.save(buf, "WEBP", quality=quality, method=4)
+    else:
+        raise ValueError(f"outputFormat must be one of JPG, PNG, WEBP; got {output_format!r}")
+    return buf.getvalue()

@@ -1,0 +1,275 @@
+"""One exception tree for everything the Runware API (or the way to it) can do wrong.
+
+```
+RunwareError
+├── TransientError            retry with backoff: 408/429/5xx, timeouts, resets, provider faults
+│   ├── RateLimitError        429 (carries retry_after)
+│   └── TransportError        no HTTP answer: connect/read timeout, reset, bad JSON on 2xx
+├── PermanentError            do not retry: validation, auth, credits, content policy, not found
+│   ├── InvalidOptionError    rejected client-side, before any request (also a ValueError)
+│   ├── AuthenticationError   401/403, invalidApiKey, missingApiKey
+│   ├── InsufficientCreditsError  402, insufficientCredits
+│   ├── ContentPolicyError    safety blocks
+│   └── TaskNotFoundError     taskFailedOrNotFound, *NotFound, *Expired
+└── ConflictTaskUUIDError     conflictTaskUUID: the task was submitted before; poll it instead
+```
+
+:func:`classify` is the one place that decides which branch an API error belongs to.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+_TIMEOUT_RE = re.compile("timeout", re.IGNORECASE)
+_RATE_RE = re.compile("ratelimit", re.IGNORECASE)
+
+_CONTENT_POLICY = {
+    "providerContentPolicyViolation",
+    "contentPolicyViolation",
+    "nsfwContentDetected",
+    "imageBlocked",
+    "moderationFailed",
+}
+_TRANSIENT_CODES = {
+    "internalServerError",
+    "serviceUnavailable",
+    "unknownError",
+    "inferenceError",
+    "processingFailed",
+    "taskFailed",
+    "downloadFailed",
+    "noAvailableServer",
+    "modelUnavailable",
+    "rateLimitExceeded",
+    "httpError",
+    "parseError",
+    "connectionError",
+}
+_AUTH_CODES = {"invalidApiKey", "missingApiKey", "unauthorized", "forbidden"}
+_CREDIT_CODES = {"insufficientCredits"}
+_NOT_FOUND_CODES = {"taskFailedOrNotFound", "taskCancelled"}
+_TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+class RunwareError(Exception):
+    """Base of every error raised by this package's Runware layer.
+
+    Attributes mirror the API's error object: ``code``, ``message``, ``parameter`` (first entry
+    when the API sent a list), ``parameters`` (all of them), ``task_uuid``, plus ``http_status``
+    and ``retry_after`` (seconds, from a ``Retry-After`` header) when known.
+
+    Example:
+        >>> err = RunwareError("boom", code="unknownError", http_status=500)
+        >>> err.code, err.http_status
+        ('unknownError', 500)
+    """
+
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        parameter: str | None = None,
+        parameters: Sequence[str] | None = None,
+        task_uuid: str | None = None,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+        documentation: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.parameters: list[str] = (
+            list(parameters) if parameters else ([parameter] if parameter else [])
+        )
+        self.parameter = (
+            parameter
+            if parameter is not None
+            else (self.parameters[0] if self.parameters else None)
+        )
+        self.task_uuid = task_uuid
+        self.http_status = http_status
+        self.retry_after = retry_after
+        self.documentation = documentation
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(code={self.code!r}, message={self.message!r}, "
+            f"parameter={self.parameter!r}, task_uuid={self.task_uuid!r}, "
+            f"http_status={self.http_status!r})"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keep every attribute across pickling (Prefect and Dask move exceptions between processes).
+        return (_rebuild, (type(self), self.message, self._kwargs()))
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "parameter": self.parameter,
+            "parameters": self.parameters,
+            "task_uuid": self.task_uuid,
+            "http_status": self.http_status,
+            "retry_after": self.retry_after,
+            "documentation": self.documentation,
+        }
+
+
+def _rebuild(cls: type[RunwareError], message: str, kwargs: dict[str, Any]) -> RunwareError:
+    return cls(message, **kwargs)
+
+
+class TransientError(RunwareError):
+    """A fault that may pass: retry with backoff (honouring ``retry_after`` when set)."""
+
+    retryable = True
+
+
+class RateLimitError(TransientError):
+    """HTTP 429 or a rate-limit code: slow down, then retry."""
+
+
+class TransportError(TransientError):
+    """No usable HTTP answer: connection refused or reset, timeout, unparseable 2xx body."""
+
+
+class PermanentError(RunwareError):
+    """A fault that retrying will not fix: validation, authentication, credits, policy."""
+
+
+class InvalidOptionError(PermanentError, ValueError):
+    """An option value rejected before any request was sent.
+
+    Example:
+        >>> InvalidOptionError("outputQuality: ...; got 150", parameter="outputQuality").code
+        'invalidOption'
+    """
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        kwargs.setdefault("code", "invalidOption")
+        super().__init__(message, **kwargs)
+
+
+class AuthenticationError(PermanentError):
+    """The API key is missing, invalid or lacks permission (401/403)."""
+
+
+class InsufficientCreditsError(PermanentError):
+    """The account balance is too low (402 / ``insufficientCredits``)."""
+
+
+class ContentPolicyError(PermanentError):
+    """The input or output was blocked by content safety."""
+
+
+class TaskNotFoundError(PermanentError):
+    """The task is unknown, cancelled or expired on the server."""
+
+
+class ConflictTaskUUIDError(RunwareError):
+    """``conflictTaskUUID``: this taskUUID was submitted before. Poll it; do not resubmit."""
+
+
+def classify(code: str | None, http_status: int | None = None) -> type[RunwareError]:
+    """Return the exception class for an API error ``code`` and HTTP status.
+
+    The code decides when it is known; otherwise the HTTP status does; otherwise permanent.
+
+    Example:
+        >>> classify("timeoutProvider").__name__
+        'TransientError'
+        >>> classify("invalidMaskDimensions", 400).__name__
+        'PermanentError'
+        >>> classify(None, 503).__name__
+        'TransientError'
+    """
+    if code:
+        if code == "conflictTaskUUID":
+            return ConflictTaskUUIDError
+        if code in _AUTH_CODES:
+            return AuthenticationError
+        if code in _CREDIT_CODES:
+            return InsufficientCreditsError
+        if code in _CONTENT_POLICY:
+            return ContentPolicyError
+        if code in _NOT_FOUND_CODES or code.endswith(("NotFound", "Expired")):
+            return TaskNotFoundError
+        if _RATE_RE.search(code):
+            return RateLimitError
+        if _TIMEOUT_RE.search(code) or code in _TRANSIENT_CODES or code.startswith("provider"):
+            return TransientError
+        if code.startswith(
+            ("invalid", "missing", "value", "max", "min", "duplicate", "unsupported", "unknown")
+        ) or code in {"incompatibleParameters"}:
+            return PermanentError
+    if http_status is not None:
+        if http_status == 429:
+            return RateLimitError
+        if http_status in _TRANSIENT_STATUS or http_status >= 500:
+            return TransientError
+        if http_status in (401, 403):
+            return AuthenticationError
+        if http_status == 402:
+            return InsufficientCreditsError
+        if http_status == 404:
+            return TaskNotFoundError
+    return PermanentError
+
+
+def _as_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def error_from_object(
+    obj: Mapping[str, Any],
+    *,
+    http_status: int | None = None,
+    retry_after: float | None = None,
+    task_uuid: str | None = None,
+) -> RunwareError:
+    """Build the right exception from an API error object (any of the documented shapes).
+
+    Example:
+        >>> e = error_from_object({"code": "invalidMaskDimensions", "message": "size",
+        ...                        "parameter": ["inputs.mask", "inputs.image"]}, http_status=400)
+        >>> type(e).__name__, e.parameter, e.parameters
+        ('PermanentError', 'inputs.mask', ['inputs.mask', 'inputs.image'])
+    """
+    code = _as_str(obj.get("code")) or ("httpError" if http_status and http_status >= 400 else None)
+    raw_param = obj.get("parameter")
+    params: list[str] = []
+    if isinstance(raw_param, str):
+        params = [raw_param]
+    elif isinstance(raw_param, list):
+        params = [p for p in raw_param if isinstance(p, str)]
+    message = _as_str(obj.get("message")) or (code or "Runware API error")
+    cls = classify(code, http_status)
+    return cls(
+        message,
+        code=code,
+        parameters=params,
+        task_uuid=_as_str(obj.get("taskUUID")) or task_uuid,
+        http_status=http_status,
+        retry_after=retry_after,
+        documentation=_as_str(obj.get("documentation")),
+    )
+
+
+def redact(text: str, secret: str | None) -> str:
+    """Replace every occurrence of ``secret`` in ``text`` (used on every message we surface).
+
+    Example:
+        >>> redact("bad key sk-123", "sk-123")
+        'bad key ***'
+    """
+    if secret and len(secret) >= 4:
+        return text.replace(secret, "***")
+    return text
