@@ -77,13 +77,13 @@ def _manifest_error(exc: BaseException, shown: str) -> ManifestError:
     if isinstance(exc, ManifestError):
         return exc
     detail = storage.redact_url(f"{type(exc).__name__}: {exc}")
-    if isinstance(exc, FileNotFoundError):
-        return ManifestError(f"manifest {shown} does not exist", code="manifestNotFound")
-    if isinstance(exc, PermissionError) or getattr(exc, "status", None) in (401, 403):
+    if isinstance(exc, PermissionError) or storage.http_status(exc) in (401, 403):
         return ManifestError(
             f"manifest {shown}: access denied ({detail}); check storage_options",
             code="manifestPermissionDenied",
         )
+    if isinstance(exc, FileNotFoundError):
+        return ManifestError(f"manifest {shown} does not exist", code="manifestNotFound")
     if isinstance(exc, pa.ArrowInvalid):
         return ManifestError(f"manifest {shown} is not a readable Parquet file ({detail})")
     return ManifestError(f"cannot read manifest {shown} ({detail})")

@@ -189,17 +189,36 @@ def _require_uri(uri: object) -> str:
     return uri.strip()
 
 
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status behind an error, searching its causes (fsspec's http backend turns a
+    403 into ``FileNotFoundError`` and keeps the real response error as the cause).
+
+    Example:
+        >>> http_status(FileNotFoundError("x")) is None
+        True
+    """
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            break
+        status = getattr(seen, "status", None) or getattr(seen, "status_code", None)
+        if isinstance(status, int):
+            return status
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _classify_read_error(exc: BaseException, shown: str) -> InputReadError:
     detail = redact_url(f"{type(exc).__name__}: {exc}")
-    status = getattr(exc, "status", None) or getattr(exc, "status_code", None)
-    if isinstance(exc, FileNotFoundError) or status == 404:
-        return InputReadError("inputNotFound", f"{shown} does not exist")
+    status = http_status(exc)
     if isinstance(exc, PermissionError) or status in (401, 403):
         return InputReadError(
             "inputPermissionDenied",
             f"{shown}: access denied ({detail}); check the credentials in storage_options "
             "and the bucket policy",
         )
+    if isinstance(exc, FileNotFoundError) or status in (404, 410):
+        return InputReadError("inputNotFound", f"{shown} does not exist")
     if isinstance(exc, IsADirectoryError):
         return InputReadError("inputUnreadable", f"{shown} is a directory, not a file")
     if isinstance(exc, ImportError):
