@@ -1,0 +1,53 @@
+"""Which erase engine the emulator runs: a name or a callable, resolved in one place.
+
+Example:
+    >>> resolve_engine("echo").__name__
+    'echo_fill'
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import cast
+
+from prefect_flux_erase.emulator.config import EngineFn
+from prefect_flux_erase.engine.echo import echo_fill
+
+
+class EngineUnavailableError(RuntimeError):
+    """The configured engine cannot be loaded (for example the local engine is not installed)."""
+
+
+def resolve_engine(spec: str | EngineFn) -> EngineFn:
+    """Return the engine callable for ``"echo"``, ``"local"`` or a callable given as is.
+
+    ``"local"`` is imported lazily through ``prefect_flux_erase.engine.get_engine`` so that the
+    emulator starts quickly and does not need the local engine's heavier dependencies.
+
+    Example:
+        >>> fn = lambda rgb, mask, dilate, seed: rgb
+        >>> resolve_engine(fn) is fn
+        True
+    """
+    if callable(spec):
+        return spec
+    if spec == "echo":
+        return echo_fill
+    if spec == "local":
+        try:
+            module = importlib.import_module("prefect_flux_erase.engine")
+            get_engine = module.get_engine
+        except (ImportError, AttributeError) as exc:
+            raise EngineUnavailableError(
+                "the 'local' engine is not available: prefect_flux_erase.engine.get_engine "
+                f"could not be imported ({exc}); use engine='echo' or pass a callable"
+            ) from exc
+        engine = get_engine("local")
+        if not callable(engine) and callable(getattr(engine, "erase", None)):
+            engine = engine.erase
+        if not callable(engine):
+            raise EngineUnavailableError(
+                f"get_engine('local') returned {type(engine).__name__}, which is not callable"
+            )
+        return cast(EngineFn, engine)
+    raise EngineUnavailableError(f"unknown engine {spec!r}; use 'echo', 'local' or a callable")

@@ -1,0 +1,121 @@
+"""What the emulator remembers about a task, and the reply items it renders from that memory.
+
+A :class:`TaskRecord` exists from the moment a task is accepted, so a resubmission meets
+``conflictTaskUUID`` even while the task is still processing. Items are rendered from the record
+on demand: ``getResponse`` replies are cumulative because they are rebuilt from the same record
+every time.
+
+Example:
+    >>> from prefect_flux_erase.emulator.config import EmulatorConfig
+    >>> rec = TaskRecord(task_uuid="u", task_type="imageUpload", final_items=[{"taskUUID": "u"}])
+    >>> rec.done.set(); rec.poll_reply(EmulatorConfig(), now=0.0)
+    ([{'taskUUID': 'u', 'status': 'success'}], [])
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from prefect_flux_erase.emulator.config import EmulatorConfig
+from prefect_flux_erase.emulator.envelopes import runtime_failure
+from prefect_flux_erase.engine.imageio import DecodedImage
+from prefect_flux_erase.runware.models import ImageInferenceTask
+
+
+@dataclass
+class Generation:
+    """One of the ``numberResults`` results of a task: its seed, output UUID and outcome."""
+
+    index: int
+    seed: int
+    image_uuid: str
+    latency: float
+    started_at: float = 0.0
+    status: str = "processing"
+    item: dict[str, Any] | None = None
+    error: tuple[str, str] | None = None
+
+    def progress(self, now: float) -> int:
+        """Percent done, 0-99, from the time spent against the drawn latency."""
+        if self.latency <= 0:
+            return 0
+        return max(0, min(99, int((now - self.started_at) / self.latency * 100)))
+
+
+@dataclass
+class TaskRecord:
+    """An accepted task: inference generations, or the finished items of an upload task."""
+
+    task_uuid: str
+    task_type: str
+    spec: ImageInferenceTask | None = None
+    generations: list[Generation] = field(default_factory=list)
+    image: DecodedImage | None = None
+    mask: NDArray[np.bool_] | None = None
+    cost_each: float = 0.0
+    fail_with: tuple[str, str] | None = None
+    final_items: list[dict[str, Any]] = field(default_factory=list)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def release_inputs(self) -> None:
+        """Drop the decoded inputs once every generation is finished (memory stays flat)."""
+        self.image = None
+        self.mask = None
+
+    def _reply_type(self, config: EmulatorConfig, *, poll: bool) -> str:
+        return "getResponse" if poll and config.poll_task_type == "getResponse" else self.task_type
+
+    def _finished(
+        self, config: EmulatorConfig, *, poll: bool
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        data: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        task_type = self._reply_type(config, poll=poll)
+        for item in self.final_items:
+            data.append({**item, "status": "success"} if poll else dict(item))
+        for gen in self.generations:
+            if gen.status == "success" and gen.item is not None:
+                item = {**gen.item, "taskType": task_type}
+                data.append({**item, "status": "success"} if poll else item)
+            elif gen.status == "error" and gen.error is not None:
+                failed, err = runtime_failure(config, self.task_uuid, task_type, *gen.error)
+                if failed is not None:
+                    data.append(failed)
+                if err is not None:
+                    errors.append(err)
+        return data, errors
+
+    def poll_reply(
+        self, config: EmulatorConfig, now: float
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """``getResponse`` items: every finished result so far, plus one processing item."""
+        data, errors = self._finished(config, poll=True)
+        pending = [g for g in self.generations if g.status == "processing"]
+        if pending or (not self.done.is_set() and not self.generations):
+            item: dict[str, Any] = {
+                "taskType": self._reply_type(config, poll=True),
+                "taskUUID": self.task_uuid,
+                "status": "processing",
+            }
+            if config.emit_progress:
+                item["progress"] = min((g.progress(now) for g in pending), default=0)
+            data.append(item)
+        return data, errors
+
+    def sync_reply(
+        self, config: EmulatorConfig
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The items of a finished task as a sync reply carries them (no ``status``)."""
+        return self._finished(config, poll=False)
+
+    def ack(self, config: EmulatorConfig) -> dict[str, Any]:
+        """The async acknowledgement: one placeholder item whatever ``numberResults`` is."""
+        item: dict[str, Any] = {"taskType": self.task_type, "taskUUID": self.task_uuid}
+        if config.ack_status:
+            item["status"] = "processing"
+        return item

@@ -1,0 +1,65 @@
+"""Counters for introspection: requests, tasks, faults, conflicts, webhooks and uploads.
+
+Example:
+    >>> s = Stats(); s.request(200); s.request("reset"); s.fault("reset_after")
+    >>> s.snapshot()["requests_by_status"], s.snapshot()["faults"]
+    ({'200': 1, 'reset': 1}, {'reset_after': 1})
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+
+class Stats:
+    """Counts of everything observable from outside, reset with the emulator."""
+
+    def __init__(self) -> None:
+        self.requests_by_status: Counter[str] = Counter()
+        self.requests_by_task_type: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()
+        self.webhooks: Counter[str] = Counter()
+        self.uploads: Counter[str] = Counter()
+        self.tasks_accepted = 0
+        self.conflicts = 0
+        self.dry_runs = 0
+        self.results_generated = 0
+        self.results_failed = 0
+
+    def request(self, status: int | str) -> None:
+        """Count one finished request by its HTTP status (or ``"reset"``)."""
+        self.requests_by_status[str(status)] += 1
+
+    def task(self, task_type: str) -> None:
+        """Count one task object by its ``taskType``."""
+        self.requests_by_task_type[task_type] += 1
+
+    def fault(self, kind: str) -> None:
+        """Count one injected fault."""
+        self.faults[kind] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-ready view of every counter."""
+        return {
+            "requests_by_status": dict(self.requests_by_status),
+            "requests_total": sum(self.requests_by_status.values()),
+            "requests_by_task_type": dict(self.requests_by_task_type),
+            "tasks_accepted": self.tasks_accepted,
+            "results_generated": self.results_generated,
+            "results_failed": self.results_failed,
+            "conflicts": self.conflicts,
+            "dry_runs": self.dry_runs,
+            "faults": dict(self.faults),
+            "webhooks": {
+                "delivered": self.webhooks["delivered"],
+                "failed": self.webhooks["failed"],
+                "attempts": self.webhooks["attempts"],
+            },
+            "uploads": {
+                "endpoint_put": self.uploads["endpoint_put"],
+                "endpoint_put_failed": self.uploads["endpoint_put_failed"],
+                "image_upload": self.uploads["image_upload"],
+                "media_storage": self.uploads["media_storage"],
+            },
+        }
