@@ -106,7 +106,8 @@ class ManifestPlan:
 
     ``passthrough`` lists the manifest columns copied into the results: every column except
     those named like a pipeline result column (``status``, ``row_key``, …), whose values the
-    pipeline writes itself.
+    pipeline writes itself. ``key_column`` is the column the keys come from (None: derived);
+    ``image_column``/``mask_column`` say which columns the report shows.
 
     Example:
         >>> plan = ManifestPlan(shards=[], num_rows=0, schema=pa.schema([]), passthrough=[])
@@ -119,11 +120,16 @@ class ManifestPlan:
     schema: pa.Schema
     passthrough: list[str]
     key_column: str | None = None
+    image_column: str = "image_uri"
+    mask_column: str = "mask_uri"
 
 
 @dataclass
 class ManifestRow:
     """One manifest row: its global index, key, input URIs and every column's value.
+
+    ``schema`` is the Arrow schema of the file the row came from (shared by every row of a
+    shard), so results keep each pass-through column's original type.
 
     Example:
         >>> ManifestRow(index=0, key="k", image_uri="a.png", mask_uri="m.png",
@@ -137,6 +143,7 @@ class ManifestRow:
     mask_uri: str | None
     dilate_pixels: Any | None
     values: dict[str, Any]
+    schema: pa.Schema | None = field(default=None, repr=False, compare=False)
 
 
 def derive_row_key(index: int, image_uri: str | None, mask_uri: str | None) -> str:
@@ -240,7 +247,9 @@ def plan_manifest(spec: ManifestSpec, shard_size: int = 100) -> ManifestPlan:
     if key_column is None and DEFAULT_KEY_COLUMN in schema.names:
         key_column = DEFAULT_KEY_COLUMN
     passthrough = [name for name in schema.names if name not in RESULT_COLUMNS]
-    return ManifestPlan(shards, total, schema, passthrough, key_column)
+    return ManifestPlan(
+        shards, total, schema, passthrough, key_column, spec.image_column, spec.mask_column
+    )
 
 
 def _as_uri(value: Any) -> str | None:
@@ -300,6 +309,7 @@ def read_shard(spec: ManifestSpec, shard: Shard) -> list[ManifestRow]:
                 mask_uri=mask_uri,
                 dilate_pixels=dilate,
                 values=values,
+                schema=schema,
             )
         )
     return rows
