@@ -1,0 +1,435 @@
+"""Where rows are erased: the Runware API (`RunwareBackend`) or the local engine (`LocalBackend`).
+
+Both speak the same three verbs to the shard stages, so the stages, the tickets and the results
+schema are the same whichever backend runs:
+
+- ``submit(prepared)``: send validated rows; returns their tickets (accepted, done or failed).
+- ``poll(tickets, timeout)``: wait for accepted rows; returns them done, failed or timed out.
+- ``fetch(ref)``: the bytes of a result that is only a URL.
+
+Inline outputs (base64 or data URIs from the API, images from the local engine) are written to
+their final location by the ``store`` callback as soon as they arrive, so no ticket and no task
+result ever carries image bytes. The backend is chosen explicitly; nothing falls back from one to
+the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import multiprocessing
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol
+
+from prefect_flux_erase.pipeline.rows import PreparedRow, ResultRef, RowTicket
+from prefect_flux_erase.runware.errors import (
+    AuthenticationError,
+    InsufficientCreditsError,
+    RunwareError,
+)
+from prefect_flux_erase.runware.redaction import redact_text
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from prefect_flux_erase.pipeline.config import ShardJob
+    from prefect_flux_erase.runware.client import RunwareClient
+    from prefect_flux_erase.runware.outcomes import TaskOutcome
+    from prefect_flux_erase.runware.responses import ResultItem
+
+#: Writes one output's bytes to its final place: (ticket, result index, bytes) -> URI.
+Store = Callable[[RowTicket, int, bytes], Awaitable[str]]
+
+
+class RunAborted(Exception):
+    """A fault that concerns the whole run, not a row (bad API key, no credits): stop the run.
+
+    Example:
+        >>> str(RunAborted("invalidApiKey", "The API key was rejected"))
+        'invalidApiKey: The API key was rejected'
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.code, self.message))
+
+
+class ShardBackend(Protocol):
+    """What the shard stages need from a backend (see the module docstring)."""
+
+    #: ``deliveryMethod`` to put in tasks (``None`` keeps the settings' choice).
+    delivery: str | None
+    #: Whether prepared rows must keep their decoded inputs (the local engine erases them).
+    keep_decoded: bool
+
+    async def __aenter__(self) -> ShardBackend: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def submit(self, prepared: Sequence[PreparedRow], store: Store) -> list[RowTicket]:
+        """Send validated rows; return one ticket per row."""
+        ...
+
+    async def poll(
+        self,
+        tickets: Sequence[RowTicket],
+        timeout: float,  # noqa: ASYNC109 - a budget with a defined result, not a cancel
+        store: Store,
+    ) -> list[RowTicket]:
+        """Wait for accepted rows until done, failed or ``timeout``; one ticket per row."""
+        ...
+
+    async def fetch(self, ticket: RowTicket, ref: ResultRef) -> bytes:
+        """Download one result that is only a URL."""
+        ...
+
+
+def _abort_if_run_wide(error: RunwareError, secret: str | None) -> None:
+    if isinstance(error, AuthenticationError | InsufficientCreditsError):
+        raise RunAborted(
+            error.code or type(error).__name__,
+            redact_text(error.message, [secret]),
+        )
+
+
+class RunwareBackend:
+    """Rows go to the Runware REST API (or anything speaking it, such as the emulator).
+
+    One :class:`~prefect_flux_erase.runware.client.RunwareClient` per stage task: one event
+    loop, one connection pool, one adaptive in-flight limiter shared by the shard's rows.
+
+    Example:
+        ```python
+        async with RunwareBackend(job) as backend:
+            tickets = await backend.submit(prepared, store)
+        ```
+    """
+
+    keep_decoded = False
+
+    def __init__(self, job: ShardJob, client: RunwareClient | None = None) -> None:
+        from prefect_flux_erase.blocks.credentials import RunwareCredentials
+
+        self.job = job
+        # Async delivery unless the settings ask for sync: an ack comes back at once and the
+        # shard's other rows keep the in-flight window busy while the model works.
+        self.delivery: str | None = job.settings.delivery_method or "async"
+        credentials = job.credentials or RunwareCredentials()
+        self._secret = (
+            credentials.api_key.get_secret_value() if credentials.api_key is not None else None
+        )
+        options: dict[str, Any] = {"max_connections": job.concurrency}
+        if job.poll_policy is not None:
+            options["poll_policy"] = job.poll_policy
+        if job.retry_policy is not None:
+            options["retry_policy"] = job.retry_policy
+        self._client = client or credentials.get_client(**options)
+        self._owns_client = client is None
+
+    async def __aenter__(self) -> RunwareBackend:
+        if self._owns_client:
+            await self._client.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._owns_client:
+            await self._client.__aexit__(exc_type, exc, tb)
+
+    async def _settle(self, ticket: RowTicket, outcome: TaskOutcome, store: Store) -> RowTicket:
+        now = time.time()
+        if outcome.state == "done":
+            refs = []
+            for k, item in enumerate(outcome.results):
+                refs.append(await self._ref(ticket, k, item, store))
+            return replace(ticket, state="done", results=tuple(refs), finished=now)
+        if outcome.state in ("accepted", "conflict"):
+            return replace(
+                ticket, state="accepted", resumed=ticket.resumed or outcome.state == "conflict"
+            )
+        error = outcome.error
+        if outcome.state == "timeout":
+            return ticket.failed(
+                "pollTimeout",
+                f"the task was still running after {self.job.poll_timeout:.0f} s of polling; "
+                "rerun the flow to collect it (it is not charged again) or raise poll_timeout",
+            )
+        if error is None:  # a failed outcome without an error object: keep the row, say so
+            return ticket.failed("unknownError", "the API reported a failure without details")
+        _abort_if_run_wide(error, self._secret)
+        message = redact_text(error.message, [self._secret])
+        if error.parameter:
+            message = f"{message} (parameter {error.parameter})"
+        if not outcome.definite:
+            # No answer for this very task: it may have run. Resubmit under the same taskUUID
+            # (a duplicate is answered with conflictTaskUUID, never charged twice).
+            return replace(
+                ticket,
+                state="pending",
+                error_code=error.code,
+                error_message=message,
+                retryable=True,
+            )
+        return ticket.failed(error.code or "unknownError", message, retryable=error.retryable)
+
+    async def _ref(self, ticket: RowTicket, k: int, item: ResultItem, store: Store) -> ResultRef:
+        if item.image_url or ticket.upload_url:
+            # A URL is fetched by the upload stage; with uploadEndpoint the bytes are already
+            # at the user's presigned target.
+            return ResultRef(image_uuid=item.image_uuid, url=item.image_url, cost=item.cost)
+        data = await self._client.fetch_output(item)
+        return ResultRef(
+            image_uuid=item.image_uuid, written_uri=await store(ticket, k, data), cost=item.cost
+        )
+
+    async def submit(self, prepared: Sequence[PreparedRow], store: Store) -> list[RowTicket]:
+        """Submit a window of validated rows in batched requests (see :class:`ShardBackend`)."""
+        if not prepared:
+            return []
+        started = time.time()
+        outcomes = await self._client.submit([p.task for p in prepared])
+        tickets = []
+        for p in prepared:
+            ticket = replace(
+                p.ticket,
+                started=p.ticket.started or started,
+                submits=p.ticket.submits + 1,
+            )
+            outcome = outcomes.get(p.task.task_uuid)
+            if outcome is None:
+                tickets.append(
+                    replace(
+                        ticket,
+                        state="pending",
+                        retryable=True,
+                        error_code="missingReply",
+                        error_message="the API's reply did not mention this task",
+                    )
+                )
+                continue
+            tickets.append(await self._settle(ticket, outcome, store))
+        return tickets
+
+    async def poll(
+        self,
+        tickets: Sequence[RowTicket],
+        timeout: float,  # noqa: ASYNC109 - a budget with a defined result, not a cancel
+        store: Store,
+    ) -> list[RowTicket]:
+        """Poll accepted rows with ``getResponse`` until each ends (see :class:`ShardBackend`)."""
+        if not tickets:
+            return []
+        n = self.job.settings.number_results
+        expected = {t.task_uuid: n for t in tickets if t.task_uuid}
+        outcomes = await self._client.poll(expected, timeout=timeout)
+        settled = []
+        for ticket in tickets:
+            outcome = outcomes.get(ticket.task_uuid or "")
+            if outcome is None:
+                settled.append(
+                    ticket.failed("missingReply", "polling ended without news of this task")
+                )
+                continue
+            settled.append(await self._settle(ticket, outcome, store))
+        return settled
+
+    async def fetch(self, ticket: RowTicket, ref: ResultRef) -> bytes:
+        """Download a result URL through the client (retries, redaction, limits)."""
+        from prefect_flux_erase.runware.responses import ResultItem
+
+        item = ResultItem.model_validate(
+            {"taskUUID": ticket.task_uuid, "imageUUID": ref.image_uuid, "imageURL": ref.url}
+        )
+        return await self._client.fetch_output(item)
+
+
+# --------------------------------------------------------------------------- local engine
+
+_PROCESS_POOL: concurrent.futures.ProcessPoolExecutor | None = None
+
+
+def _process_pool() -> concurrent.futures.ProcessPoolExecutor:
+    global _PROCESS_POOL
+    if _PROCESS_POOL is None:
+        # spawn, not fork: forking a process that runs Prefect's threads can deadlock.
+        _PROCESS_POOL = concurrent.futures.ProcessPoolExecutor(
+            max_workers=os.cpu_count() or 2, mp_context=multiprocessing.get_context("spawn")
+        )
+    return _PROCESS_POOL
+
+
+def erase_and_encode(
+    engine: str,
+    rgb: NDArray[np.uint8],
+    alpha: NDArray[np.uint8] | None,
+    mask: NDArray[np.bool_],
+    dilate_pixels: int,
+    seed: int,
+    output_format: str,
+    quality: int,
+) -> bytes:
+    """Run a local engine on decoded inputs and encode the result (picklable, for any pool).
+
+    Example:
+        >>> import numpy as np
+        >>> rgb = np.zeros((4, 4, 3), np.uint8); mask = np.zeros((4, 4), bool)
+        >>> erase_and_encode("echo", rgb, None, mask, 0, 1, "PNG", 95)[:4]
+        b'\\x89PNG'
+    """
+    from prefect_flux_erase.engine.imageio import encode_image
+
+    out = resolve_engine(engine)(rgb, mask, dilate_pixels, seed)
+    return encode_image(out, output_format, quality, alpha)
+
+
+def resolve_engine(name: str) -> Callable[..., Any]:
+    """The engine function ``(rgb, mask, dilate_pixels, seed) -> rgb`` called ``name``.
+
+    Example:
+        >>> resolve_engine("echo").__name__
+        'echo_fill'
+    """
+    if name == "echo":
+        from prefect_flux_erase.engine.echo import echo_fill
+
+        return echo_fill
+    import importlib
+
+    engine_pkg = importlib.import_module("prefect_flux_erase.engine")
+    get_engine: Callable[[str], Callable[..., Any]] = engine_pkg.get_engine
+    return get_engine(name)
+
+
+def result_seed(task_uuid: str, k: int) -> int:
+    """The seed of result ``k`` of a task: derived from its taskUUID, so reruns reproduce it.
+
+    Example:
+        >>> result_seed("3f9a3c3e-2b7e-4a51-9d1b-6d6f0a2f8e11", 0)
+        1067072574
+    """
+    return (int(task_uuid.replace("-", "")[:8], 16) + k) & 0x7FFFFFFF
+
+
+class LocalBackend:
+    """Rows are erased in this process by the embedded engine, in a thread or process pool.
+
+    Like a ``sync`` delivery: ``submit`` returns each row done (its image written) or failed;
+    ``poll`` has nothing to wait for; costs are 0.0 and there is no source URL.
+
+    Example:
+        ```python
+        async with LocalBackend(job) as backend:
+            tickets = await backend.submit(prepared, store)
+        ```
+    """
+
+    delivery: str | None = None
+    keep_decoded = True
+
+    def __init__(self, job: ShardJob) -> None:
+        self.job = job
+        self._thread_pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+    async def __aenter__(self) -> LocalBackend:
+        resolve_engine(self.job.local_engine)  # fail early on an unknown engine name
+        if self.job.local_executor == "thread":
+            self._thread_pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=min(self.job.concurrency, os.cpu_count() or 2),
+                thread_name_prefix="flux-erase-engine",
+            )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._thread_pool is not None:
+            self._thread_pool.shutdown(wait=True)
+            self._thread_pool = None
+
+    async def _erase_one(self, p: PreparedRow, store: Store) -> RowTicket:
+        assert p.image is not None
+        assert p.mask is not None
+        settings = self.job.settings
+        task = p.task
+        dilate = (
+            task.settings.dilate_pixels
+            if task.settings is not None and task.settings.dilate_pixels is not None
+            else 10
+        )
+        executor: concurrent.futures.Executor = (
+            self._thread_pool if self._thread_pool is not None else _process_pool()
+        )
+        loop = asyncio.get_running_loop()
+        ticket = replace(p.ticket, started=p.ticket.started or time.time(), submits=1)
+        refs = []
+        try:
+            for k in range(task.effective_number_results):
+                data = await loop.run_in_executor(
+                    executor,
+                    erase_and_encode,
+                    self.job.local_engine,
+                    p.image.rgb,
+                    p.image.alpha,
+                    p.mask,
+                    dilate,
+                    result_seed(task.task_uuid, k),
+                    settings.output_format,
+                    settings.output_quality,
+                )
+                refs.append(ResultRef(written_uri=await store(ticket, k, data), cost=0.0))
+                del data
+        except (ValueError, RuntimeError, MemoryError) as exc:
+            return ticket.failed("engineError", f"the local engine failed on this row: {exc}")
+        return replace(ticket, state="done", results=tuple(refs), finished=time.time())
+
+    async def submit(self, prepared: Sequence[PreparedRow], store: Store) -> list[RowTicket]:
+        """Erase a window of validated rows and write their outputs (see :class:`ShardBackend`)."""
+        return list(await asyncio.gather(*(self._erase_one(p, store) for p in prepared)))
+
+    async def poll(
+        self,
+        tickets: Sequence[RowTicket],
+        timeout: float,  # noqa: ASYNC109 - a budget with a defined result, not a cancel
+        store: Store,
+    ) -> list[RowTicket]:
+        """Nothing is ever left running by :meth:`submit`: return the tickets as they are."""
+        return list(tickets)
+
+    async def fetch(self, ticket: RowTicket, ref: ResultRef) -> bytes:
+        """Local results are written by :meth:`submit`; there is never a URL to fetch."""
+        raise RuntimeError("the local backend has no result URLs to fetch")
+
+
+def open_backend(job: ShardJob) -> RunwareBackend | LocalBackend:
+    """The backend ``job.backend`` names (explicit: no fallback from one to the other).
+
+    Example:
+        ```python
+        async with open_backend(job) as backend:
+            ...
+        ```
+    """
+    if job.backend == "runware":
+        return RunwareBackend(job)
+    return LocalBackend(job)

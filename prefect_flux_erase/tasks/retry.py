@@ -1,0 +1,79 @@
+"""Which failures of a stage task are worth a Prefect retry: transient ones only.
+
+Row problems never reach this point: they are failed rows, not failed tasks. What does reach it
+is a fault of the whole stage — the API or the storage unreachable, a timeout, a rejected API
+key, a bug. Retrying helps only the first kind; a permanent API error or a programming error
+would fail the same way again, so it fails at once with its real message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from prefect.tasks import exponential_backoff
+
+from prefect_flux_erase.pipeline.backends import RunAborted
+from prefect_flux_erase.runware.errors import RunwareError
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State, TaskRun
+    from prefect.tasks import Task
+
+#: Prefect retries of one stage task (on top of the HTTP client's own per-request retries).
+STAGE_RETRIES = 3
+#: First delay between Prefect retries, doubled each time and jittered.
+BACKOFF_FACTOR = 2.0
+#: Up to this fraction of each delay is added at random, so shards do not retry in lockstep.
+JITTER_FACTOR = 0.5
+
+
+def is_transient(exc: BaseException | None) -> bool:
+    """Whether an exception is a fault that may pass (so a retry can succeed).
+
+    Example:
+        >>> from prefect_flux_erase.runware.errors import TransientError, PermanentError
+        >>> is_transient(TransientError("503")), is_transient(PermanentError("bad key"))
+        (True, False)
+        >>> is_transient(TimeoutError()), is_transient(ConnectionResetError())
+        (True, True)
+        >>> is_transient(KeyError("a bug"))
+        False
+    """
+    if exc is None or isinstance(exc, RunAborted):
+        return False
+    if isinstance(exc, RunwareError):
+        return exc.retryable
+    return isinstance(
+        exc, TimeoutError | asyncio.TimeoutError | ConnectionError | httpx.TransportError
+    )
+
+
+def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Prefect ``retry_condition_fn``: retry the stage only after a transient fault.
+
+    Example:
+        ```python
+        @task(retries=3, retry_condition_fn=retry_if_transient)
+        async def submit_erase(...): ...
+        ```
+    """
+    data = state.data
+    if isinstance(data, BaseException):
+        return is_transient(data)
+    try:
+        result = state.result(raise_on_failure=False)
+    except Exception:  # an unreadable state is not evidence of a transient fault
+        return False
+    return isinstance(result, BaseException) and is_transient(result)
+
+
+def stage_retry_delays() -> Any:
+    """Exponential backoff for stage retries: 2 s, 4 s, 8 s (each jittered by up to 50 %).
+
+    Example:
+        >>> stage_retry_delays()(3)
+        [2.0, 4.0, 8.0]
+    """
+    return exponential_backoff(backoff_factor=BACKOFF_FACTOR)

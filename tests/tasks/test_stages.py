@@ -1,0 +1,161 @@
+"""The shard stages against the real emulator over HTTP and the local engine, via `task.fn`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from prefect_flux_erase import storage
+from prefect_flux_erase.blocks import FluxEraseSettings
+from prefect_flux_erase.emulator import EmulatorServer
+from prefect_flux_erase.pipeline.backends import RunAborted
+from prefect_flux_erase.runware.ids import task_uuid
+from prefect_flux_erase.tasks import poll_erase, submit_erase
+from tests.tasks.builders import write_bad_inputs, write_inputs, write_manifest
+from tests.tasks.jobs import make_job, shards_of
+
+
+def _by_key(tickets):  # type: ignore[no-untyped-def]
+    return {t.row_key: t for t in tickets}
+
+
+async def test_bad_rows_fail_locally_with_stable_codes_and_cost_no_api_call(
+    tmp_path: Path, emu: EmulatorServer
+) -> None:
+    root = str(tmp_path)
+    rows = write_inputs(root, 2) + write_bad_inputs(root)
+    manifest = write_manifest(f"{root}/m.parquet", rows)
+    job = make_job(manifest, f"{root}/out", url=emu.url)
+
+    submitted = await submit_erase.fn(job, shards_of(job)[0])
+
+    tickets = _by_key(submitted.tickets)
+    assert [tickets[k].state for k in ("img000", "img001")] == ["accepted", "accepted"]
+    for code in (
+        "inputNotFound",
+        "invalidImage",
+        "invalidMaskDimensions",
+        "missingInputsImage",
+        "invalidOption",
+    ):
+        assert tickets[code].state == "failed", code
+        assert tickets[code].error_code == code, tickets[code].error_message
+    assert tickets["../../escape"].error_code == "unsafeRowKey"
+    assert "dilatePixels" in (tickets["invalidOption"].error_message or "")
+    assert "128x128" in (tickets["invalidMaskDimensions"].error_message or "")
+    # Only the two good rows reached the API.
+    assert emu.stats()["tasks_accepted"] == 2
+
+
+async def test_submit_poll_done_with_one_charge_per_row(
+    tmp_path: Path, emu: EmulatorServer
+) -> None:
+    root = str(tmp_path)
+    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 5))
+    job = make_job(manifest, f"{root}/out", url=emu.url)
+
+    polled = await poll_erase.fn(job, await submit_erase.fn(job, shards_of(job)[0]))
+
+    assert {t.state for t in polled.tickets} == {"done"}
+    assert all(t.results[0].url and t.results[0].cost for t in polled.tickets)
+    billed = emu.stats()["billed"]
+    assert sorted(billed) == sorted(t.task_uuid for t in polled.tickets)
+    assert {entry["count"] for entry in billed.values()} == {1}
+
+
+async def test_transient_task_failure_gets_a_new_attempt_and_a_new_uuid(
+    tmp_path: Path, emu: EmulatorServer
+) -> None:
+    root = str(tmp_path)
+    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 1))
+    job = make_job(manifest, f"{root}/out", url=emu.url)
+    emu.script_faults(["timeout_provider"])
+
+    polled = await poll_erase.fn(job, await submit_erase.fn(job, shards_of(job)[0]))
+
+    (ticket,) = polled.tickets
+    assert ticket.state == "done"
+    assert ticket.attempt == 2
+    assert ticket.task_uuid == task_uuid(job.run_key, "img000", 2)
+    billed = emu.stats()["billed"]
+    assert list(billed) == [ticket.task_uuid]  # the failed attempt was not charged
+
+
+async def test_permanent_transient_failures_stop_at_max_attempts(
+    tmp_path: Path, emu: EmulatorServer
+) -> None:
+    root = str(tmp_path)
+    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 1))
+    job = make_job(manifest, f"{root}/out", url=emu.url, max_attempts=2)
+    emu.script_faults(["timeout_provider"] * 2)
+
+    polled = await poll_erase.fn(job, await submit_erase.fn(job, shards_of(job)[0]))
+
+    (ticket,) = polled.tickets
+    assert (ticket.state, ticket.error_code, ticket.attempt) == ("failed", "timeoutProvider", 2)
+    assert emu.stats()["results_billed"] == 0
+
+
+async def test_resubmitting_a_shard_is_answered_by_conflict_not_a_second_charge(
+    tmp_path: Path, emu: EmulatorServer
+) -> None:
+    root = str(tmp_path)
+    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 3))
+    job = make_job(manifest, f"{root}/out", url=emu.url)
+    shard = shards_of(job)[0]
+    first = await poll_erase.fn(job, await submit_erase.fn(job, shard))
+
+    again = await submit_erase.fn(job, shard)  # a Prefect retry or a rerun of the same stage
+    polled = await poll_erase.fn(job, again)
+
+    assert {t.state for t in again.tickets} == {"accepted"}
+    assert all(t.resumed for t in again.tickets)
+    assert [t.task_uuid for t in polled.tickets] == [t.task_uuid for t in first.tickets]
+    stats = emu.stats()
+    assert stats["conflicts"] == 3
+    assert stats["results_billed"] == 3
+
+
+async def test_rejected_api_key_aborts_the_run(tmp_path: Path, emu: EmulatorServer) -> None:
+    root = str(tmp_path)
+    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 1))
+    job = make_job(manifest, f"{root}/out", url=emu.url)
+    emu.configure(api_keys=frozenset({"some-other-key"}))
+
+    with pytest.raises(RunAborted) as caught:
+        await submit_erase.fn(job, shards_of(job)[0])
+
+    assert caught.value.code == "invalidApiKey"
+    assert "rk-test-canary" not in str(caught.value)
+
+
+async def test_local_backend_erases_in_the_submit_stage(tmp_path: Path) -> None:
+    root = str(tmp_path)
+    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 3))
+    job = make_job(manifest, f"{root}/out", backend="local")
+
+    polled = await poll_erase.fn(job, await submit_erase.fn(job, shards_of(job)[0]))
+
+    assert {t.state for t in polled.tickets} == {"done"}
+    for t in polled.tickets:
+        (ref,) = t.results
+        assert ref.written_uri == f"{root}/out/images/{t.row_key}.jpg"
+        assert ref.cost == 0.0
+        assert storage.read_bytes(ref.written_uri)[:3] == b"\xff\xd8\xff"
+
+
+async def test_inline_outputs_are_written_when_they_arrive(
+    tmp_path: Path, emu: EmulatorServer
+) -> None:
+    root = str(tmp_path)
+    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 2))
+    settings = FluxEraseSettings(output_type="base64Data", output_format="PNG", number_results=2)
+    job = make_job(manifest, f"{root}/out", url=emu.url, settings=settings)
+
+    polled = await poll_erase.fn(job, await submit_erase.fn(job, shards_of(job)[0]))
+
+    for t in polled.tickets:
+        uris = [r.written_uri for r in t.results]
+        assert uris == [f"{root}/out/images/{t.row_key}_{k}.png" for k in (0, 1)]
+        assert all(storage.read_bytes(u)[:4] == b"\x89PNG" for u in uris if u)
