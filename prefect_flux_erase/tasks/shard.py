@@ -24,8 +24,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from prefect import get_run_logger, task
-from prefect.exceptions import MissingContextError
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
 
 from prefect_flux_erase.manifest import Shard
 from prefect_flux_erase.pipeline.config import ShardJob
