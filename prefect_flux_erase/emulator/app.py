@@ -51,6 +51,7 @@ _STATUS_FAULTS: Final[dict[str, tuple[int, str | None, str]]] = {
     "http_503": (503, "serviceUnavailable", "Temporary capacity limit; retry later."),
     "http_504": (504, "gatewayTimeout", "Maximum queue wait exceeded."),
 }
+_HTML_401: Final = "<html><body><h1>401 Unauthorized</h1></body></html>"
 _MALFORMED: Final = b'{"data": [{"taskType": "imageInference", "taskUUID": '
 
 
@@ -157,7 +158,11 @@ def create_app(backend: EmulatorBackend) -> Starlette:
         status, reply = await backend.handle(
             body, bearer=bearer_key(request), dry_run=dry_run, runtime_fault=fault
         )
-        return await _post_fault(backend, request, fault, JSONResponse(reply, status_code=status))
+        response: Response = JSONResponse(reply, status_code=status)
+        if status == 401 and backend.config.auth_error_body == "html":
+            # As a proxy or CDN in front of the API would answer: no JSON at all.
+            response = Response(_HTML_401, status_code=401, media_type="text/html")
+        return await _post_fault(backend, request, fault, response)
 
     async def download(request: Request) -> Response:
         name: str = request.path_params["name"]

@@ -17,14 +17,13 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import io
 import random
+import uuid
 from collections.abc import Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final
+from typing import Any
 
 import httpx
-from PIL import Image
 
 from prefect_flux_erase.emulator.config import EmulatorConfig, EngineFn, RequestKind
 from prefect_flux_erase.emulator.engines import resolve_engine
@@ -32,29 +31,19 @@ from prefect_flux_erase.emulator.envelopes import Outcome, envelope, error_objec
 from prefect_flux_erase.emulator.faults import FaultInjector
 from prefect_flux_erase.emulator.inputs import InputResolver
 from prefect_flux_erase.emulator.ledger import Ledger
+from prefect_flux_erase.emulator.media_tasks import prepare_image_upload, prepare_media_storage
 from prefect_flux_erase.emulator.protocol import (
     TaskRejected,
     check_credentials,
     choose_credentials,
     parse_get_response,
-    parse_image_upload,
-    parse_media_storage,
     split_payload_auth,
 )
-from prefect_flux_erase.emulator.records import TaskRecord
+from prefect_flux_erase.emulator.records import Prepared, TaskRecord
 from prefect_flux_erase.emulator.stats import Stats
 from prefect_flux_erase.emulator.store import Clock, ImageStore, StoredImage
-from prefect_flux_erase.emulator.submission import submit_inference
+from prefect_flux_erase.emulator.submission import prepare_inference
 from prefect_flux_erase.emulator.webhooks import WebhookSender
-from prefect_flux_erase.engine.imageio import ImageInputError, decode_image
-from prefect_flux_erase.runware.ids import deterministic_uuid4
-from prefect_flux_erase.runware.media import ext_for_format, mime_for_format, sniff_mime
-
-#: Uploaded images live this long (the docs: deleted 30 days after last use).
-UPLOAD_TTL: Final = 30 * 24 * 3600
-#: Uploaded images are capped at this many pixels on the long side (documented for imageUpload).
-UPLOAD_MAX_SIDE: Final = 2048
-_EXT_BY_MIME: Final = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 
 
 def request_kind(body: Any) -> RequestKind:
@@ -231,7 +220,11 @@ class EmulatorBackend:
         dry_run: bool = False,
         runtime_fault: str | None = None,
     ) -> tuple[int, dict[str, Any]]:
-        """Answer one ``POST /v1`` body: authenticate, then run each task independently."""
+        """Answer one ``POST /v1`` body: authenticate, validate every task, then run them.
+
+        Tasks succeed or fail separately, unless ``batch_rejection`` is ``"whole"``: then one
+        rejected task rejects the array, and no other task of it is accepted or billed.
+        """
         tasks = body if isinstance(body, list) else [body]
         payload_key, tasks = split_payload_auth(tasks)
         try:
@@ -244,9 +237,19 @@ class EmulatorBackend:
             if not tasks:
                 session = {"taskType": "authentication", "connectionSessionUUID": _session_id()}
                 return self.body(200, Outcome(data=[session]))
-        outcomes = await asyncio.gather(
-            *(self._dispatch(raw, dry_run=dry_run, runtime_fault=runtime_fault) for raw in tasks)
+        prepared = await asyncio.gather(
+            *(self._prepare(raw, dry_run=dry_run, runtime_fault=runtime_fault) for raw in tasks)
         )
+        rejected = [p for p in prepared if isinstance(p, Outcome)]
+        if rejected and self.config.batch_rejection == "whole":
+            for p in prepared:
+                if isinstance(p, Prepared):
+                    p.release()
+            return self._merge(rejected)
+        outcomes = await asyncio.gather(*(_commit(p) for p in prepared))
+        return self._merge(list(outcomes))
+
+    def _merge(self, outcomes: list[Outcome]) -> tuple[int, dict[str, Any]]:
         merged = Outcome()
         for outcome in outcomes:
             merged.data.extend(outcome.data)
@@ -255,70 +258,79 @@ class EmulatorBackend:
         status = statuses.pop() if len(statuses) == 1 else (200 if 200 in statuses else 400)
         return self.body(status, merged)
 
-    async def _dispatch(self, raw: Any, *, dry_run: bool, runtime_fault: str | None) -> Outcome:
+    async def _prepare(
+        self, raw: Any, *, dry_run: bool, runtime_fault: str | None
+    ) -> Prepared | Outcome:
+        """Validate one task: a :class:`Prepared` to commit, or the rejection's outcome."""
         if not isinstance(raw, Mapping):
             self.stats.task("invalid")
-            return _rejected(
-                TaskRejected(400, error_object("invalidTask", "Each task must be a JSON object."))
-            )
+            err = error_object("invalidTask", "Each task must be a JSON object.")
+            return Outcome(400, errors=[err])
         task_type = raw.get("taskType")
         self.stats.task(str(task_type))
         try:
-            if task_type == "imageInference":
-                fail_with = None
-                if runtime_fault == "timeout_provider":
-                    fail_with = ("timeoutProvider", "Provider did not answer in time; task ended.")
-                return await submit_inference(self, raw, dry_run=dry_run, fail_with=fail_with)
-            if task_type == "getResponse":
-                return self._get_response(raw)
-            if task_type == "imageUpload":
-                return await self._image_upload(raw, dry_run=dry_run)
-            if task_type == "mediaStorage":
-                return await self._media_storage(raw, dry_run=dry_run)
-            if task_type == "ping":
-                return Outcome(data=[{"taskType": "ping", "pong": True}])
-            if task_type == "authentication":
-                return Outcome(data=[{"taskType": "authentication"}])
-            code = "missingTaskType" if task_type is None else "unsupportedTaskType"
-            raise TaskRejected(
-                400,
-                error_object(
-                    code,
-                    f"taskType: {task_type!r} is not a task this API serves",
-                    parameter="taskType",
-                    task_uuid=raw.get("taskUUID") if isinstance(raw.get("taskUUID"), str) else None,
-                ),
-            )
+            return await self._prepare_task(raw, task_type, dry_run, runtime_fault)
         except TaskRejected as rej:
             rej.error.setdefault("taskType", str(task_type))
             uuid = raw.get("taskUUID")
             if isinstance(uuid, str):
                 rej.error.setdefault("taskUUID", uuid)
-            return _rejected(rej)
+            if not self.config.scoped_errors:
+                rej.error.pop("taskUUID", None)
+            return Outcome(rej.status, errors=[rej.error])
 
-    def conflict(self, task_uuid: str, task_type: str) -> TaskRejected:
-        """The ``conflictTaskUUID`` rejection (and count it)."""
-        self.stats.conflicts += 1
-        return TaskRejected(
+    async def _prepare_task(
+        self, raw: Mapping[str, Any], task_type: Any, dry_run: bool, runtime_fault: str | None
+    ) -> Prepared:
+        if task_type == "imageInference":
+            fail_with = None
+            if runtime_fault == "timeout_provider":
+                fail_with = ("timeoutProvider", "Provider did not answer in time; task ended.")
+            return await prepare_inference(self, raw, dry_run=dry_run, fail_with=fail_with)
+        if task_type == "getResponse":
+            poll = parse_get_response(raw)
+            return Prepared(commit=lambda: self._get_response(poll.task_uuid))
+        if task_type == "imageUpload":
+            return await prepare_image_upload(self, raw, dry_run=dry_run)
+        if task_type == "mediaStorage":
+            return await prepare_media_storage(self, raw, dry_run=dry_run)
+        if task_type in ("ping", "authentication"):
+            item: dict[str, Any] = {"taskType": task_type}
+            if task_type == "ping":
+                item["pong"] = True
+            return Prepared(commit=lambda: _ready(Outcome(data=[item])))
+        code = "missingTaskType" if task_type is None else "unsupportedTaskType"
+        raise TaskRejected(
             400,
             error_object(
-                "conflictTaskUUID",
-                f"taskUUID {task_uuid} was already used; poll it with getResponse.",
-                parameter="taskUUID",
-                task_uuid=task_uuid,
-                task_type=task_type,
+                code, f"taskType: {task_type!r} is not a task this API serves", parameter="taskType"
             ),
         )
 
-    def _get_response(self, raw: Mapping[str, Any]) -> Outcome:
-        poll = parse_get_response(raw)
-        record = self.tasks.get(poll.task_uuid)
+    def claim(self, task_uuid: str, task_type: str) -> None:
+        """Reserve a new taskUUID, or raise ``conflictTaskUUID`` if it was used or is in use."""
+        if task_uuid in self.tasks or task_uuid in self.reserved:
+            self.stats.conflicts += 1
+            raise TaskRejected(
+                400,
+                error_object(
+                    "conflictTaskUUID",
+                    f"taskUUID {task_uuid} was already used; poll it with getResponse.",
+                    parameter="taskUUID",
+                    task_uuid=task_uuid,
+                    task_type=task_type,
+                ),
+            )
+        self.reserved.add(task_uuid)
+
+    async def _get_response(self, task_uuid: str) -> Outcome:
+        record = self.tasks.get(task_uuid)
         if record is None:
             err = error_object(
                 self.config.unknown_task_code,
-                f"No task with taskUUID {poll.task_uuid} was found, or it expired.",
+                f"No task with taskUUID {task_uuid} was found, or it expired.",
                 parameter="taskUUID",
-                task_uuid=poll.task_uuid,
+                task_uuid=task_uuid,
                 task_type="getResponse",
             )
             return Outcome(self.config.unknown_task_status, errors=[err])
@@ -326,110 +338,15 @@ class EmulatorBackend:
         data, errors = record.poll_reply(self.config, now)
         return Outcome(200, data, errors)
 
-    async def _stored_upload(
-        self, value: str, parameter: str, task_uuid: str
-    ) -> tuple[bytes, str, str]:
-        data = await self.resolver.resolve(
-            value, parameter, self.client, fetch_timeout=self.config.input_fetch_timeout
-        )
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self.executor, _normalise_upload, data, parameter)
-        except ImageInputError as exc:
-            raise TaskRejected(
-                400, error_object(exc.code, exc.message, parameter=exc.parameter)
-            ) from None
 
-    def _claim(self, task_uuid: str, task_type: str) -> None:
-        if task_uuid in self.tasks or task_uuid in self.reserved:
-            raise self.conflict(task_uuid, task_type)
-        self.reserved.add(task_uuid)
-
-    async def _image_upload(self, raw: Mapping[str, Any], *, dry_run: bool) -> Outcome:
-        task = parse_image_upload(raw)
-        uuid = task.task_uuid
-        self._claim(uuid, "imageUpload")
-        try:
-            data, mime, ext = await self._stored_upload(task.image, "image", uuid)
-            if dry_run:
-                self.stats.dry_runs += 1
-                return Outcome(data=[{"taskType": "imageUpload", "taskUUID": uuid, "cost": 0.0}])
-            image_uuid = deterministic_uuid4("emulator-upload", str(self.config.seed), uuid)
-            self.store.put(image_uuid, data, mime, ext, ttl=UPLOAD_TTL, kind="upload")
-            item = {
-                "taskType": "imageUpload",
-                "taskUUID": uuid,
-                "imageUUID": image_uuid,
-                "imageURL": self.image_url(image_uuid, ext),
-            }
-            record = TaskRecord(task_uuid=uuid, task_type="imageUpload", final_items=[item])
-            record.done.set()
-            self.tasks[uuid] = record
-            self.stats.uploads["image_upload"] += 1
-            return Outcome(data=[item])
-        finally:
-            self.reserved.discard(uuid)
-
-    async def _media_storage(self, raw: Mapping[str, Any], *, dry_run: bool) -> Outcome:
-        req = parse_media_storage(raw)
-        uuid = req.task_uuid
-        self._claim(uuid, "mediaStorage")
-        try:
-            base = {"taskType": "mediaStorage", "taskUUID": uuid, "operation": req.operation}
-            if req.operation == "delete":
-                stored = self.store.get(req.media.lower())
-                if stored is None or stored.kind != "media":
-                    raise TaskRejected(
-                        404,
-                        error_object(
-                            "mediaNotFound", f"No media with UUID {req.media}.", parameter="media"
-                        ),
-                    )
-                if not dry_run:
-                    self.store.delete(stored.uuid)
-                item = {**base, "mediaUUID": stored.uuid}
-            else:
-                data, mime, ext = await self._stored_upload(req.media, "media", uuid)
-                if dry_run:
-                    self.stats.dry_runs += 1
-                    return Outcome(data=[{**base, "cost": 0.0}])
-                media_uuid = deterministic_uuid4("emulator-media", str(self.config.seed), uuid)
-                self.store.put(media_uuid, data, mime, ext, ttl=UPLOAD_TTL, kind="media")
-                item = {
-                    **base,
-                    "mediaUUID": media_uuid,
-                    "mediaURL": self.image_url(media_uuid, ext, "media"),
-                }
-                self.stats.uploads["media_storage"] += 1
-            if not dry_run:
-                record = TaskRecord(task_uuid=uuid, task_type="mediaStorage", final_items=[item])
-                record.done.set()
-                self.tasks[uuid] = record
-            return Outcome(data=[item])
-        finally:
-            self.reserved.discard(uuid)
+async def _ready(outcome: Outcome) -> Outcome:
+    return outcome
 
 
-def _rejected(rej: TaskRejected) -> Outcome:
-    return Outcome(rej.status, errors=[rej.error])
+async def _commit(prepared: Prepared | Outcome) -> Outcome:
+    return prepared if isinstance(prepared, Outcome) else await prepared.commit()
 
 
 def _session_id() -> str:
-    import uuid
-
+    # A fresh id per authentication, as a WebSocket session would get; REST ignores it.
     return str(uuid.uuid4())
-
-
-def _normalise_upload(data: bytes, parameter: str) -> tuple[bytes, str, str]:
-    """Check an uploaded file is an image; cap it at 2048 px on the long side (runs in a thread)."""
-    image = decode_image(data, parameter=parameter)
-    mime = sniff_mime(data)
-    width, height = image.size
-    if max(width, height) <= UPLOAD_MAX_SIDE and mime in _EXT_BY_MIME:
-        return data, mime, _EXT_BY_MIME[mime]
-    # Re-encode: too large, or a format (GIF, BMP) that the outputs never use.
-    img = Image.open(io.BytesIO(data))
-    img.thumbnail((UPLOAD_MAX_SIDE, UPLOAD_MAX_SIDE))
-    buf = io.BytesIO()
-    img.convert("RGBA" if image.alpha is not None else "RGB").save(buf, "PNG")
-    return buf.getvalue(), mime_for_format("PNG"), ext_for_format("PNG")

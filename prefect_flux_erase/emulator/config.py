@@ -71,6 +71,9 @@ class EmulatorConfig(BaseModel):
     auth_precedence: Literal["bearer", "payload"] = Field(
         default="bearer", description="Which key wins when both auth forms are sent (§11 #20)."
     )
+    auth_error_body: Literal["json", "html"] = Field(
+        default="json", description="401 body: the API's JSON, or a proxy's HTML page."
+    )
 
     # --- envelopes (§11 #1-#5, #14) ----------------------------------------------------------
     failure_form: Literal["A", "B"] = Field(
@@ -103,6 +106,13 @@ class EmulatorConfig(BaseModel):
     )
 
     # --- validation (§11 #6, #7, #17, #19, #21) ----------------------------------------------
+    batch_rejection: Literal["per_task", "whole"] = Field(
+        default="per_task",
+        description="One invalid task rejects only itself, or the whole array (nothing runs).",
+    )
+    scoped_errors: bool = Field(
+        default=True, description="Validation and conflict errors name their taskUUID."
+    )
     unsupported_parameters: Literal["reject", "ignore"] = Field(
         default="reject", description="Undeclared keys: 400 unsupportedParameter, or drop (#7)."
     )

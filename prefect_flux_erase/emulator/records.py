@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +23,25 @@ import numpy as np
 from numpy.typing import NDArray
 
 from prefect_flux_erase.emulator.config import EmulatorConfig
-from prefect_flux_erase.emulator.envelopes import runtime_failure
+from prefect_flux_erase.emulator.envelopes import Outcome, runtime_failure
 from prefect_flux_erase.engine.imageio import DecodedImage
 from prefect_flux_erase.runware.models import ImageInferenceTask
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass
+class Prepared:
+    """A task that passed validation but is not accepted yet.
+
+    ``commit()`` accepts it and returns its part of the reply; ``release()`` forgets it (its
+    taskUUID reservation) when the whole batch is rejected.
+    """
+
+    commit: Callable[[], Awaitable[Outcome]]
+    release: Callable[[], None] = _nothing
 
 
 @dataclass

@@ -5,8 +5,8 @@ cannot be used gets a 400 with an error object instead of an acknowledgement (§
 
 Example:
     ```python
-    outcome = await submit_inference(backend, raw_task, dry_run=False, fail_with=None)
-    outcome.status, outcome.data   # 200, [{"taskType": "imageInference", "taskUUID": ...}]
+    prepared = await prepare_inference(backend, raw_task, dry_run=False, fail_with=None)
+    outcome = await prepared.commit()  # accepted: 200 + the ack (async) or the results (sync)
     ```
 """
 
@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from prefect_flux_erase.emulator.envelopes import Outcome, error_object
 from prefect_flux_erase.emulator.protocol import TaskRejected, parse_inference
-from prefect_flux_erase.emulator.records import Generation, TaskRecord
+from prefect_flux_erase.emulator.records import Generation, Prepared, TaskRecord
 from prefect_flux_erase.emulator.runner import run_inference
 from prefect_flux_erase.engine.imageio import (
     DecodedImage,
@@ -86,48 +86,30 @@ def _insufficient(backend: EmulatorBackend, spec: ImageInferenceTask, cost: floa
     return balance is not None and backend.ledger.total_usd + cost > balance + 1e-9
 
 
-async def submit_inference(
+async def prepare_inference(
     backend: EmulatorBackend,
     raw: Mapping[str, Any],
     *,
     dry_run: bool,
     fail_with: tuple[str, str] | None,
-) -> Outcome:
-    """Accept (or reject) one ``imageInference`` task and answer it as sync or async."""
+) -> Prepared:
+    """Validate one ``imageInference`` task, resolve and decode its inputs, and price it.
+
+    Raises :class:`TaskRejected` when the task cannot be accepted. The returned
+    :class:`Prepared` accepts and answers it on ``commit()``; until then its taskUUID is only
+    reserved, so a batch that is rejected as a whole leaves no trace (``release()``).
+    """
     config = backend.config
     spec = parse_inference(raw, config)
     uuid = spec.task_uuid
     existing = backend.tasks.get(uuid)
     if existing is not None and config.conflict_mode == "ack" and not dry_run:
         backend.stats.conflicts += 1
-        return await _answer(backend, existing, spec)
-    if existing is not None or uuid in backend.reserved:
-        raise backend.conflict(uuid, "imageInference")
+        return Prepared(commit=lambda: _answer(backend, existing, spec))
     # Reserve the UUID while inputs download, so a concurrent duplicate meets a conflict too.
-    backend.reserved.add(uuid)
+    backend.claim(uuid, "imageInference")
     try:
-        resolve = backend.resolver.resolve
-        timeout = config.input_fetch_timeout
-        image_bytes, mask_bytes = await asyncio.gather(
-            resolve(
-                spec.inputs.image,
-                "inputs.image",
-                backend.client,
-                fetch_timeout=timeout,
-                accept_media=config.accept_media_uuid,
-            ),
-            resolve(
-                spec.inputs.mask,
-                "inputs.mask",
-                backend.client,
-                fetch_timeout=timeout,
-                accept_media=config.accept_media_uuid,
-            ),
-        )
-        loop = asyncio.get_running_loop()
-        image, mask = await loop.run_in_executor(
-            backend.executor, decode_inputs, image_bytes, mask_bytes, config.min_side
-        )
+        image, mask = await _inputs(backend, spec)
         cost_each = price_each(backend, *image.size)
         total = round(cost_each * spec.effective_number_results, 6)
         if _insufficient(backend, spec, total):
@@ -140,10 +122,20 @@ async def submit_inference(
                     task_type="imageInference",
                 ),
             )
-        if dry_run:
-            backend.stats.dry_runs += 1
-            item = {"taskType": "imageInference", "taskUUID": uuid, "cost": total}
-            return Outcome(data=[item])
+    except BaseException:
+        backend.reserved.discard(uuid)
+        raise
+
+    def release() -> None:
+        backend.reserved.discard(uuid)
+
+    async def price_only() -> Outcome:
+        release()
+        backend.stats.dry_runs += 1
+        return Outcome(data=[{"taskType": "imageInference", "taskUUID": uuid, "cost": total}])
+
+    async def accept() -> Outcome:
+        release()
         record = TaskRecord(
             task_uuid=uuid,
             task_type="imageInference",
@@ -165,11 +157,36 @@ async def submit_inference(
             ],
         )
         backend.tasks[uuid] = record
-    finally:
-        backend.reserved.discard(uuid)
-    backend.stats.tasks_accepted += 1
-    backend.spawn(run_inference(backend, record))
-    return await _answer(backend, record, spec)
+        backend.stats.tasks_accepted += 1
+        backend.spawn(run_inference(backend, record))
+        return await _answer(backend, record, spec)
+
+    return Prepared(commit=price_only if dry_run else accept, release=release)
+
+
+async def _inputs(
+    backend: EmulatorBackend, spec: ImageInferenceTask
+) -> tuple[DecodedImage, NDArray[np.bool_]]:
+    config = backend.config
+    image_bytes, mask_bytes = await asyncio.gather(
+        *(
+            backend.resolver.resolve(
+                value,
+                parameter,
+                backend.client,
+                fetch_timeout=config.input_fetch_timeout,
+                accept_media=config.accept_media_uuid,
+            )
+            for value, parameter in (
+                (spec.inputs.image, "inputs.image"),
+                (spec.inputs.mask, "inputs.mask"),
+            )
+        )
+    )
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(
+        backend.executor, decode_inputs, image_bytes, mask_bytes, config.min_side
+    )
 
 
 async def _answer(

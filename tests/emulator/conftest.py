@@ -81,3 +81,75 @@ def client(emu: EmulatorServer) -> Iterator[httpx.Client]:
 def poll(client: httpx.Client, url: str, task_uuid: str) -> httpx.Response:
     """One getResponse request."""
     return client.post(url, json=[{"taskType": "getResponse", "taskUUID": task_uuid}])
+
+
+class Receiver:
+    """A loopback HTTP server standing in for a file host, a webhook receiver and an upload URL.
+
+    ``files`` are served on GET; PUT and POST requests are recorded. ``statuses`` scripts the
+    answers to the next POST/PUT requests (then 200).
+    """
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.files: dict[str, bytes] = {}
+        self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
+        self.statuses: list[int] = []
+        self.arrived = threading.Condition()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                data = receiver.files.get(self.path)
+                self.send_response(200 if data is not None else 404)
+                self.send_header("Content-Length", str(len(data or b"")))
+                self.end_headers()
+                self.wfile.write(data or b"")
+
+            def _record(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                with receiver.arrived:
+                    status = receiver.statuses.pop(0) if receiver.statuses else 200
+                    receiver.requests.append(
+                        (self.command, self.path, dict(self.headers.items()), body)
+                    )
+                    receiver.arrived.notify_all()
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_PUT = _record
+            do_POST = _record
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def wait_for(
+        self, count: int, timeout: float = 30
+    ) -> list[tuple[str, str, dict[str, str], bytes]]:
+        """Block until ``count`` PUT/POST requests arrived; return them."""
+        with self.arrived:
+            self.arrived.wait_for(lambda: len(self.requests) >= count, timeout)
+        return list(self.requests)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A fresh loopback receiver for one test."""
+    r = Receiver()
+    try:
+        yield r
+    finally:
+        r.close()
