@@ -147,7 +147,8 @@ def open_parquet(uri: str, storage_options: Mapping[str, Any] | None) -> Iterato
     shown = storage.redact_url(uri)
     with contextlib.ExitStack() as stack:
         try:
-            parquet = _open(uri, storage_options, stack)
+            fs, path = storage.resolve(uri, storage_options)
+            parquet = _open(fs, path, stack)
         except Exception as exc:
             raise _manifest_error(exc, shown) from exc
         try:
@@ -156,10 +157,7 @@ def open_parquet(uri: str, storage_options: Mapping[str, Any] | None) -> Iterato
             raise _manifest_error(exc, shown) from exc
 
 
-def _open(
-    uri: str, storage_options: Mapping[str, Any] | None, stack: contextlib.ExitStack
-) -> pq.ParquetFile:
-    fs, path = storage.resolve(uri, storage_options)
+def _open(fs: fsspec.AbstractFileSystem, path: str, stack: contextlib.ExitStack) -> pq.ParquetFile:
     options: dict[str, Any] = {"pre_buffer": False, "buffer_size": _BUFFER_SIZE}
     if storage.is_local(fs):
         parquet = pq.ParquetFile(path, **options)  # native reads, no Python file in between
@@ -169,7 +167,8 @@ def _open(
     try:
         parquet = pq.ParquetFile(handle, **options)
     except (OSError, ValueError, pa.ArrowException):
-        if str(getattr(fs, "protocol", "")) not in ("http", "https", "('http', 'https')"):
+        protocols = fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
+        if not {"http", "https"} & set(protocols):
             raise
         # A server that refuses Range requests: fall back to one whole-file read.
         parquet = pq.ParquetFile(pa.BufferReader(fs.cat_file(path)), **options)
@@ -246,10 +245,10 @@ def _put(key: tuple[str, int], cursor: _Cursor) -> None:
         cursor.close()
 
 
-def _new_cursor(uri: str, storage_options: Mapping[str, Any] | None, group: int) -> _Cursor:
+def _new_cursor(fs: fsspec.AbstractFileSystem, path: str, group: int) -> _Cursor:
     stack = contextlib.ExitStack()
     try:
-        parquet = _open(uri, storage_options, stack)
+        parquet = _open(fs, path, stack)
         meta = parquet.metadata.row_group(group)
         per_row = max(1.0, meta.total_byte_size / max(1, meta.num_rows))
         batch_rows = int(min(65_536, max(64, TARGET_BATCH_BYTES / per_row)))
@@ -305,26 +304,31 @@ def read_rows(
         [8, 9]
     """
     shown = storage.redact_url(uri)
-    with open_parquet(uri, storage_options) as parquet:
-        metadata = parquet.metadata
-        schema = parquet.schema_arrow
-        fs, path = storage.resolve(uri, storage_options)
-        identity = f"{uri}\x00{fs.ukey(path)}\x00{_options_token(storage_options)}"
-        pieces: list[pa.Table] = []
-        first = 0
-        for group in range(metadata.num_row_groups):
-            count = metadata.row_group(group).num_rows
-            group_start, first = first, first + count
-            if group_start + count <= start or count == 0:
-                continue
-            if group_start >= stop:
-                break
-            lo, hi = max(start, group_start) - group_start, min(stop, first) - group_start
-            if lo == 0 and hi == count:
-                pieces.append(parquet.read_row_group(group))
-                continue
-            key = (identity, group)
-            pieces.append(_read_partial(uri, storage_options, key, count, lo, hi, schema))
+    with contextlib.ExitStack() as stack:
+        try:
+            fs, path = storage.resolve(uri, storage_options)
+            fs.invalidate_cache(path)  # a rewritten file must not match an old cursor's key
+            identity = f"{uri}\x00{fs.ukey(path)}\x00{_options_token(storage_options)}"
+            parquet = _open(fs, path, stack)
+            metadata = parquet.metadata
+            schema = parquet.schema_arrow
+            pieces: list[pa.Table] = []
+            first = 0
+            for group in range(metadata.num_row_groups):
+                count = metadata.row_group(group).num_rows
+                group_start, first = first, first + count
+                if group_start + count <= start or count == 0:
+                    continue
+                if group_start >= stop:
+                    break
+                lo, hi = max(start, group_start) - group_start, min(stop, first) - group_start
+                if lo == 0 and hi == count:
+                    pieces.append(parquet.read_row_group(group))
+                    continue
+                key = (identity, group)
+                pieces.append(_read_partial(fs, path, key, count, (lo, hi), schema))
+        except Exception as exc:
+            raise _manifest_error(exc, shown) from exc
     table = pa.concat_tables(pieces) if pieces else schema.empty_table()
     if table.num_rows != stop - start:
         raise ManifestError(
@@ -336,15 +340,15 @@ def read_rows(
 
 
 def _read_partial(
-    uri: str,
-    storage_options: Mapping[str, Any] | None,
+    fs: fsspec.AbstractFileSystem,
+    path: str,
     key: tuple[str, int],
     count: int,
-    lo: int,
-    hi: int,
+    rows: tuple[int, int],
     schema: pa.Schema,
 ) -> pa.Table:
-    cursor = _take(key, lo) or _new_cursor(uri, storage_options, key[1])
+    lo, hi = rows
+    cursor = _take(key, lo) or _new_cursor(fs, path, key[1])
     try:
         batches = _stream_slice(cursor, lo, hi)
     except BaseException:

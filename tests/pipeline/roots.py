@@ -48,8 +48,11 @@ def root(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Root]:
         with contextlib.suppress(FileNotFoundError):
             memory.rm(prefix, recursive=True)
     else:
-        options = request.getfixturevalue("s3_options")
-        yield Root("s3", f"s3://{make_bucket(options)}/root", dict(options))
+        options = dict(request.getfixturevalue("s3_options"))
+        # Users keep s3fs's instance cache on (the default); so do these tests, which also
+        # proves the code invalidates cached listings where it must.
+        options.pop("skip_instance_cache", None)
+        yield Root("s3", f"s3://{make_bucket(options)}/root", options)
 
 
 def make_bucket(options: dict[str, Any]) -> str:
