@@ -190,7 +190,12 @@ def classify(code: str | None, http_status: int | None = None) -> type[RunwareEr
         'PermanentError'
         >>> classify(None, 503).__name__
         'TransientError'
+        >>> classify("httpError", 400).__name__, classify("httpError", 502).__name__
+        ('PermanentError', 'TransientError')
     """
+    if code == "httpError" and http_status is not None:
+        # A synthesised code for a non-JSON error body: only the status says what it means.
+        code = None
     if code:
         if code == "conflictTaskUUID":
             return ConflictTaskUUIDError
