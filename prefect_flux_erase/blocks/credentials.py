@@ -54,6 +54,8 @@ class RunwareCredentials(CredentialsBlock):
     )
     base_url: str = Field(
         default_factory=_env_base_url,
+        # Validate the environment's value too (a trailing slash, a missing scheme).
+        validate_default=True,
         description=(
             "Endpoint of the REST API; point it at `flux-erase emulator` for offline runs. "
             "Defaults to RUNWARE_BASE_URL or https://api.runware.ai/v1."

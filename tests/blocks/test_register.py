@@ -1,0 +1,71 @@
+"""The blocks register with a real Prefect API and round-trip through it with the secret intact."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from prefect_flux_erase.blocks import FluxEraseSettings, RunwareCredentials
+
+CANARY = "rk-canary-register-51d0"
+
+
+def _prefect_cli() -> list[str]:
+    script = Path(sys.executable).with_name("prefect")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "prefect"]
+
+
+@pytest.fixture(scope="module")
+def registered(prefect_harness: None) -> str:
+    """Run `prefect block register -m prefect_flux_erase` against the harness's API server."""
+    from prefect.settings import PREFECT_API_URL
+
+    api_url = PREFECT_API_URL.value()
+    assert api_url, "the Prefect test harness should expose an API URL"
+    env = {**os.environ, "PREFECT_API_URL": str(api_url)}
+    proc = subprocess.run(
+        [*_prefect_cli(), "block", "register", "-m", "prefect_flux_erase"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_cli_registers_both_block_types(registered: str) -> None:
+    from prefect.client.orchestration import get_client
+
+    assert "Successfully registered 2 blocks" in registered
+    with get_client(sync_client=True) as client:
+        slugs = {
+            client.read_block_type_by_slug(slug).slug
+            for slug in ("runware-credentials", "flux-erase-settings")
+        }
+    assert slugs == {"runware-credentials", "flux-erase-settings"}
+
+
+def test_saved_credentials_load_back_with_the_secret(registered: str) -> None:
+    name = f"creds-{uuid.uuid4().hex[:8]}"
+    RunwareCredentials(api_key=CANARY, base_url="http://127.0.0.1:9/v1", max_retries=3).save(name)
+    loaded = RunwareCredentials.load(name)
+    assert loaded.api_key is not None
+    assert loaded.api_key.get_secret_value() == CANARY
+    assert (loaded.base_url, loaded.max_retries) == ("http://127.0.0.1:9/v1", 3)
+    assert CANARY not in repr(loaded)
+
+
+def test_saved_settings_load_back_equal(registered: str) -> None:
+    name = f"settings-{uuid.uuid4().hex[:8]}"
+    original = FluxEraseSettings(dilate_pixels=18, output_format="PNG", number_results=2)
+    original.save(name)
+    loaded = FluxEraseSettings.load(name)
+    assert loaded.wire_options() == original.wire_options()
+    assert loaded.wire_options()["settings"] == {"dilatePixels": 18}
