@@ -15,22 +15,42 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import ipaddress
 import math
 import os
 import posixpath
 import re
 import tempfile
-import unicodedata
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import IO, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import fsspec
-from fsspec.core import split_protocol, url_to_fs
+from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
+
+# The one redaction rule of the package, re-exported: every message here names URIs with it.
+from prefect_flux_erase.runware.redaction import redact_url
+
+# Write guards and URL classification live in safe_paths.py; re-exported as part of this API.
+from prefect_flux_erase.safe_paths import MAX_KEY_BYTES, is_public_http, is_within, safe_key
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "MAX_KEY_BYTES",
+    "InputReadError",
+    "atomic_writer",
+    "exists",
+    "http_status",
+    "is_local",
+    "is_public_http",
+    "is_within",
+    "join",
+    "read_bytes",
+    "redact_url",
+    "resolve",
+    "safe_key",
+    "write_bytes",
+]
 
 #: Default cap on one input file (images and masks are read whole into memory).
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
@@ -64,47 +84,6 @@ class InputReadError(Exception):
     def __reduce__(self) -> tuple[Any, ...]:
         # Keep both arguments when pickled to another worker process.
         return (type(self), (self.code, self.message))
-
-
-# --------------------------------------------------------------------------- redaction
-
-# Query parameters that carry a secret in presigned URLs (S3, GCS, Azure SAS, CloudFront) or
-# in ad-hoc token URLs.
-_SECRET_PARAM_RE = re.compile(
-    r"signature|sig$|token|credential|secret|password|passwd|policy|auth|key|code$", re.I
-)
-_URL_IN_TEXT_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
-
-
-def _redact_one_url(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [(k, "***" if _SECRET_PARAM_RE.search(k) else v) for k, v in pairs], safe="*"
-        )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def redact_url(text: str) -> str:
-    """Redact secrets from every URL in ``text``: signature/token query values and user info.
-
-    Works on a bare URL or on free text (an exception message) that contains URLs.
-
-    Example:
-        >>> redact_url("https://b.s3.amazonaws.com/a.png?X-Amz-Expires=60&X-Amz-Signature=abc")
-        'https://b.s3.amazonaws.com/a.png?X-Amz-Expires=60&X-Amz-Signature=***'
-        >>> redact_url("failed: https://user:pw@host/x.png")
-        'failed: https://***@host/x.png'
-    """
-    return _URL_IN_TEXT_RE.sub(lambda m: _redact_one_url(m.group(0)), text)
 
 
 # --------------------------------------------------------------------------- addressing
@@ -367,126 +346,3 @@ def atomic_writer(
         with contextlib.suppress(Exception):
             fs.rm(temp)
         raise
-
-
-# --------------------------------------------------------------------------- safety
-
-_UNSAFE_CHARS = frozenset('/\\:*?"<>|#%[]{}')
-_WINDOWS_RESERVED = frozenset(
-    {"CON", "PRN", "AUX", "NUL"} | {f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)}
-)
-#: Longest safe key, in UTF-8 bytes, before the hash suffix (file names allow 255 bytes).
-MAX_KEY_BYTES = 100
-
-
-def safe_key(row_key: str) -> str:
-    """Turn any row key into a file stem that cannot escape its directory.
-
-    Readable keys (letters of any script, digits, spaces, ``-_.,+=@~()``) are kept as they
-    are. Path separators, ``..``, leading dots, control and format characters, characters
-    that break URLs or Windows (``:*?"<>|#%[]{}``) become ``_``; keys over
-    :data:`MAX_KEY_BYTES` are truncated. Whenever the key changed, a short hash of the
-    original is appended, so two keys that sanitise alike still give distinct stems.
-
-    Example:
-        >>> safe_key("café 01"), safe_key("a/b") != safe_key("a_b")
-        ('café 01', True)
-        >>> safe_key("..")
-        '__-5ec1f7e700'
-    """
-    text = unicodedata.normalize("NFC", row_key)
-    chars: list[str] = []
-    for ch in text:
-        category = unicodedata.category(ch)
-        if ch in _UNSAFE_CHARS or category[0] == "C" or category in ("Zl", "Zp"):
-            chars.append("_")
-        elif category == "Zs":
-            chars.append(" ")  # exotic spaces (NBSP, ideographic) become a plain one
-        else:
-            chars.append(ch)
-    stem = "".join(chars).strip(" ")
-    stem = re.sub(r"\.{2,}", lambda m: "_" * len(m.group(0)), stem)
-    stem = re.sub(r"^[.~]+", lambda m: "_" * len(m.group(0)), stem)
-    stem = stem.rstrip(". ")  # Windows drops trailing dots and spaces
-    if stem.split(".", 1)[0].upper() in _WINDOWS_RESERVED:
-        stem = "_" + stem
-    encoded = stem.encode("utf-8")
-    if len(encoded) > MAX_KEY_BYTES:
-        stem = encoded[:MAX_KEY_BYTES].decode("utf-8", errors="ignore").rstrip(". ")
-    if not stem:
-        stem = "row"
-    if stem != row_key:
-        digest = hashlib.sha256(row_key.encode("utf-8", errors="surrogatepass")).hexdigest()
-        stem = f"{stem}-{digest[:10]}"
-    return stem
-
-
-def _normalized_location(uri: str) -> tuple[type, str] | None:
-    if any(unicodedata.category(ch) == "Cc" for ch in uri):
-        return None
-    protocol, _ = split_protocol(uri)
-    try:
-        cls = fsspec.get_filesystem_class(protocol or "file")
-    except (ValueError, ImportError):
-        return None
-    path = str(cls._strip_protocol(uri))
-    if issubclass(cls, LocalFileSystem):
-        # realpath: a symlink inside the root must not lead a write outside it.
-        return cls, os.path.realpath(path)
-    # Treat ".." as traversal even where the store would take it literally: refuse, not guess.
-    return cls, posixpath.normpath("/" + path)
-
-
-def is_within(root: str, uri: str) -> bool:
-    """Whether ``uri`` is ``root`` itself or lies under it, on the same kind of filesystem.
-
-    The last guard before any write: ``..`` segments are resolved first (and local symlinks
-    followed), so ``root/../elsewhere`` is outside.
-
-    Example:
-        >>> is_within("s3://bucket/out", "s3://bucket/out/images/a.jpg")
-        True
-        >>> is_within("s3://bucket/out", "s3://bucket/out/../other/a.jpg")
-        False
-        >>> is_within("s3://bucket/out", "s3://bucket/outside/a.jpg")
-        False
-    """
-    base, target = _normalized_location(root), _normalized_location(uri)
-    if base is None or target is None or base[0] is not target[0]:
-        return False
-    base_path, target_path = base[1].rstrip("/") or "/", target[1]
-    if base_path == "/":
-        return True
-    return target_path == base_path or target_path.startswith(base_path + "/")
-
-
-_PRIVATE_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa", ".intranet")
-
-
-def is_public_http(uri: object) -> bool:
-    """Whether ``uri`` is an http(s) URL that a remote API server could fetch itself.
-
-    False for loopback, private and link-local addresses, single-label or ``.local``-style
-    host names, and URLs with credentials in them (those must not be handed to a third party).
-
-    Example:
-        >>> is_public_http("https://images.example.com/a.png")
-        True
-        >>> is_public_http("http://127.0.0.1:8000/a.png"), is_public_http("s3://b/a.png")
-        (False, False)
-    """
-    if not isinstance(uri, str):
-        return False
-    try:
-        parts = urlsplit(uri.strip())
-        host = parts.hostname
-    except ValueError:
-        return False
-    if parts.scheme.lower() not in ("http", "https") or not host or "@" in parts.netloc:
-        return False
-    host = host.lower().rstrip(".")
-    try:
-        return ipaddress.ip_address(host).is_global
-    except ValueError:
-        pass
-    return not (host == "localhost" or host.endswith(_PRIVATE_SUFFIXES) or "." not in host)

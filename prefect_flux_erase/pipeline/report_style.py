@@ -81,8 +81,7 @@ td.images { display: flex; gap: 10px; flex-wrap: wrap; }
 figure { margin: 0; text-align: center; }
 figure img, .placeholder {
   display: block; width: 200px; height: 150px; object-fit: contain; border-radius: 8px;
-  background: repeating-conic-gradient(var(--line) 0 25%, transparent 0 50%) 50% / 16px 16px;
-  border: 1px solid var(--line);
+  background: var(--bg); border: 1px solid var(--line);
 }
 .placeholder { display: flex; align-items: center; justify-content: center; padding: 8px;
   background: var(--bad-bg); color: var(--bad); }
