@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
+from PIL import Image
 from pydantic import ValidationError
 
-from prefect_flux_erase.blocks import RunwareCredentials
+from prefect_flux_erase.blocks import FluxEraseSettings, RunwareCredentials
 from prefect_flux_erase.blocks.credentials import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL
+from prefect_flux_erase.emulator import EmulatorServer
 from prefect_flux_erase.runware.client import RunwareClient
 from prefect_flux_erase.runware.errors import AuthenticationError
+from prefect_flux_erase.runware.ids import task_uuid
+from prefect_flux_erase.runware.media import to_data_uri
 
 CANARY = "rk-canary-7f3a9c1e5b"
 
@@ -91,3 +97,22 @@ def test_invalid_connection_settings_name_the_field(field: str, value: object) -
     with pytest.raises(ValidationError) as info:
         RunwareCredentials(api_key=CANARY, **{field: value})
     assert field in str(info.value)
+
+
+async def test_get_client_runs_a_task_against_the_emulator(emu: EmulatorServer) -> None:
+    emu.configure(api_keys=frozenset({CANARY}))
+    buf = io.BytesIO()
+    Image.new("RGB", (300, 280), "navy").save(buf, "PNG")
+    mask = io.BytesIO()
+    Image.new("L", (300, 280), 255).save(mask, "PNG")
+    task = FluxEraseSettings(output_format="PNG").to_task(
+        task_uuid("tests/blocks", "get-client"),
+        image=to_data_uri(buf.getvalue()),
+        mask=to_data_uri(mask.getvalue()),
+    )
+    creds = RunwareCredentials(api_key=CANARY, base_url=emu.url, max_retries=1)
+    async with creds.get_client() as client:
+        (item,) = await client.run(task)
+        data = await client.fetch_output(item)
+    assert Image.open(io.BytesIO(data)).size == (300, 280)
+    assert emu.stats()["billed"][task.task_uuid]["count"] == 1

@@ -113,16 +113,20 @@ class Received:
     body: bytes
 
 
+Canned = tuple[int, dict[str, str], bytes]
+
+
 class Receiver:
     """A real HTTP server on loopback that records what it receives (webhooks, uploads).
 
-    ``replies`` is a queue of canned ``(status, headers, body)`` answers; when it is empty the
-    receiver answers ``200 {}``.
+    ``respond`` (when set) computes the answer from the request; otherwise ``replies`` is a queue
+    of canned ``(status, headers, body)`` answers; when it is empty the answer is ``200 {}``.
     """
 
     def __init__(self) -> None:
         self.received: list[Received] = []
-        self.replies: list[tuple[int, dict[str, str], bytes]] = []
+        self.replies: list[Canned] = []
+        self.respond: Callable[[Received], Canned] | None = None
         self._lock = threading.Lock()
         outer = self
 
@@ -130,15 +134,15 @@ class Receiver:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                got = Received(self.command, self.path, dict(self.headers.items()), body)
                 with outer._lock:
-                    outer.received.append(
-                        Received(self.command, self.path, dict(self.headers.items()), body)
-                    )
-                    status, headers, reply = (
-                        outer.replies.pop(0)
-                        if outer.replies
-                        else (200, {"Content-Type": "application/json"}, b"{}")
-                    )
+                    outer.received.append(got)
+                    if outer.respond is not None:
+                        status, headers, reply = outer.respond(got)
+                    elif outer.replies:
+                        status, headers, reply = outer.replies.pop(0)
+                    else:
+                        status, headers, reply = 200, {"Content-Type": "application/json"}, b"{}"
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)
@@ -155,7 +159,9 @@ class Receiver:
         self._server.daemon_threads = True
         host, port = self._server.server_address[:2]
         self.url = f"http://{host!s}:{port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     def close(self) -> None:
