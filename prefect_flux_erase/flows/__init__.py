@@ -1,0 +1,13 @@
+"""Prefect flows of prefect-flux-erase: erase a manifest, or a list of image/mask pairs.
+
+Example:
+    >>> from prefect_flux_erase.flows import erase_manifest
+    >>> erase_manifest.name
+    'erase_manifest'
+"""
+
+from prefect_flux_erase.flows.images import erase_images
+from prefect_flux_erase.flows.manifest import erase_manifest
+from prefect_flux_erase.flows.summary import EraseSummary
+
+__all__ = ["EraseSummary", "erase_images", "erase_manifest"]

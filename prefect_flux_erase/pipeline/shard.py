@@ -310,6 +310,18 @@ async def _materialise(
     return ticket, uris
 
 
+def _redact_upload_column(job: ShardJob, rows: Sequence[ManifestRow]) -> None:
+    # The presigned URLs are copied into the results with the other manifest columns: the
+    # results must name where each output went without granting access to it.
+    column = job.upload_url_column
+    if not column:
+        return
+    for row in rows:
+        value = row.values.get(column)
+        if isinstance(value, str):
+            row.values[column] = redact_url(value)
+
+
 async def upload_shard(
     job: ShardJob,
     polled: ShardTickets,
@@ -346,6 +358,7 @@ async def upload_shard(
         finished = await asyncio.gather(*(one(t) for t in polled.tickets))
     outcomes = [t.to_outcome(uris) for t, uris in finished]
     manifest_rows = list(rows) if rows is not None else list(read_shard(job.manifest, polled.shard))
+    _redact_upload_column(job, manifest_rows)
     part = await asyncio.to_thread(
         write_part,
         job.output,

@@ -94,3 +94,25 @@ def write_manifest(
     pq.write_table(pa.table(columns), buf)
     storage.write_bytes(uri, buf.getvalue(), so)
     return uri
+
+
+def s3_client(s3_options: Mapping[str, Any]) -> Any:
+    """A boto3 client for the moto server behind ``s3_options``."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=s3_options["client_kwargs"]["endpoint_url"],
+        aws_access_key_id=s3_options["key"],
+        aws_secret_access_key=s3_options["secret"],
+        region_name="us-east-1",
+    )
+
+
+def make_bucket(s3_options: Mapping[str, Any]) -> str:
+    """A fresh bucket on the moto server (boto3: s3fs's mkdir sends a rejected constraint)."""
+    import uuid
+
+    name = f"flows-{uuid.uuid4().hex[:12]}"
+    s3_client(s3_options).create_bucket(Bucket=name)
+    return name

@@ -1,0 +1,308 @@
+"""`erase_manifest` end to end: Prefect test harness, the emulator over HTTP, real storage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from prefect_flux_erase import storage
+from prefect_flux_erase.blocks import FluxEraseSettings
+from prefect_flux_erase.emulator import EmulatorServer
+from prefect_flux_erase.flows import EraseSummary, erase_manifest
+from prefect_flux_erase.pipeline.outcome import RESULT_COLUMNS
+from tests.tasks.builders import (
+    make_bucket,
+    s3_client,
+    write_bad_inputs,
+    write_inputs,
+    write_manifest,
+)
+from tests.tasks.jobs import FAST_POLL, FAST_RETRY, credentials_for
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def _results(output: str, so: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    fs, path = storage.resolve(storage.join(output, "results.parquet"), so)
+    with fs.open(path, "rb") as f:
+        return pq.read_table(f).to_pylist()
+
+
+def _run(manifest: str, output: str, **options: Any) -> Any:
+    options.setdefault("report", False)
+    options.setdefault("key_column", "row_key")
+    options.setdefault("local_engine", "echo")
+    options.setdefault("poll_policy", FAST_POLL)
+    options.setdefault("retry_policy", FAST_RETRY)
+    return erase_manifest(manifest, output, return_state=True, **options)
+
+
+def test_every_row_once_with_pass_through_columns_and_artifacts(tmp_path: Path) -> None:
+    root = str(tmp_path)
+    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 7))
+
+    state = _run(manifest, f"{root}/out", shard_size=3)
+
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert isinstance(summary, EraseSummary)
+    assert (summary.rows, summary.succeeded, summary.failed, summary.shards) == (7, 7, 0, 3)
+    rows = _results(f"{root}/out")
+    assert [r["row_key"] for r in rows] == [f"img{i:03d}" for i in range(7)]
+    assert [r["note"] for r in rows] == [f"note-{i}" for i in range(7)]
+    assert set(RESULT_COLUMNS) <= set(rows[0])
+    for r in rows:
+        assert r["status"] == "succeeded"
+        assert r["output_uri"] == [f"{root}/out/images/{r['row_key']}.jpg"]
+        assert r["cost"] == 0.0
+        assert r["source_url"] == []
+        assert Path(r["output_uri"][0]).read_bytes()[:3] == b"\xff\xd8\xff"
+    keys = {a.key for a in _artifacts(summary.run_key)}
+    assert {
+        f"flux-erase-progress-{summary.run_key[:12]}",
+        f"flux-erase-summary-{summary.run_key[:12]}",
+    } <= keys
+
+
+def _artifacts(run_key: str) -> list[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(like_=f"flux-erase-%-{run_key[:12]}")
+            )
+        )
+
+
+def test_bad_rows_fail_with_codes_good_rows_succeed_nothing_escapes(
+    tmp_path: Path, emu: EmulatorServer
+) -> None:
+    root = tmp_path / "work"
+    rows = write_inputs(str(root), 3) + write_bad_inputs(str(root))
+    manifest = write_manifest(f"{root}/m.parquet", rows)
+    output = f"{root}/out"
+
+    state = _run(
+        manifest,
+        output,
+        backend="runware",
+        credentials=credentials_for(emu.url),
+        max_failed_fraction=1.0,
+    )
+
+    assert state.is_completed(), state.message
+    by_key = {r["row_key"]: r for r in _results(output)}
+    assert len(by_key) == 9
+    assert {by_key[f"img{i:03d}"]["status"] for i in range(3)} == {"succeeded"}
+    for code in (
+        "inputNotFound",
+        "invalidImage",
+        "invalidMaskDimensions",
+        "missingInputsImage",
+        "invalidOption",
+    ):
+        assert (by_key[code]["status"], by_key[code]["error_code"]) == ("failed", code)
+        assert by_key[code]["error_message"]
+    assert by_key["../../escape"]["error_code"] == "unsafeRowKey"
+    written = {p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()}
+    assert all(str(p).startswith("work/") for p in written)
+    assert emu.stats()["results_billed"] == 3
+
+
+def test_max_failed_fraction_decides_completed_or_failed(tmp_path: Path) -> None:
+    root = str(tmp_path)
+    rows = write_inputs(root, 3) + write_bad_inputs(root)[:1]
+    manifest = write_manifest(f"{root}/m.parquet", rows)
+
+    failed = _run(manifest, f"{root}/a", max_failed_fraction=0.2)
+    passed = _run(manifest, f"{root}/b", max_failed_fraction=0.25)
+
+    assert failed.is_failed()
+    assert "1 of 4 rows failed" in failed.message
+    assert f"{root}/a/results.parquet" in failed.message
+    assert passed.is_completed()
+    assert passed.result().failed == 1
+
+
+def test_faults_of_every_kind_leave_every_good_row_succeeded_and_charged_once(
+    tmp_path: Path, emu: EmulatorServer
+) -> None:
+    root = str(tmp_path)
+    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 24))
+    kinds = [
+        "http_429",
+        "http_500",
+        "http_502",
+        "http_503",
+        "http_504",
+        "reset_before",
+        "reset_after",
+        "malformed_json",
+        "timeout_provider",
+    ]
+    emu.configure(faults=dict.fromkeys(kinds, 0.1))
+
+    state = _run(
+        manifest,
+        f"{root}/out",
+        backend="runware",
+        credentials=credentials_for(emu.url),
+        shard_size=8,
+        concurrency=4,
+        max_attempts=5,
+    )
+
+    assert state.is_completed(), state.message
+    rows = _results(f"{root}/out")
+    assert {r["status"] for r in rows} == {"succeeded"}
+    stats = emu.stats()
+    assert sum(stats["faults"].values()) > 0
+    billed = stats["billed"]
+    assert {e["count"] for e in billed.values()} == {1}
+    assert sorted(billed) == sorted(r["task_uuid"] for r in rows)
+
+
+def test_rerun_of_a_finished_manifest_makes_no_api_request(
+    tmp_path: Path, emu: EmulatorServer
+) -> None:
+    root = str(tmp_path)
+    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 6))
+    options = {"backend": "runware", "credentials": credentials_for(emu.url), "shard_size": 2}
+    first = _run(manifest, f"{root}/out", **options)
+    assert first.is_completed(), first.message
+    before = emu.stats()["requests_total"]
+
+    again = _run(manifest, f"{root}/out", **options)
+
+    assert again.is_completed()
+    assert emu.stats()["requests_total"] == before
+    assert again.result().shards_skipped == 3
+    assert _results(f"{root}/out") == _results(f"{root}/out")
+    assert len(_results(f"{root}/out")) == 6
+
+
+def test_interrupted_run_resumes_without_charging_twice(
+    tmp_path: Path, emu: EmulatorServer
+) -> None:
+    import asyncio
+
+    from prefect_flux_erase.flows.manifest import default_settings
+    from prefect_flux_erase.pipeline.config import compute_run_key
+    from prefect_flux_erase.tasks import submit_erase
+    from tests.tasks.jobs import make_job, shards_of
+
+    root = str(tmp_path)
+    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 6))
+    output = f"{root}/out"
+    options = {"backend": "runware", "credentials": credentials_for(emu.url), "shard_size": 3}
+    # A first run submits shard 0 and dies before polling it.
+    job = make_job(manifest, output, url=emu.url, settings=default_settings())
+    job = type(job)(
+        **{
+            **job.__dict__,
+            "run_key": compute_run_key(
+                manifest=manifest,
+                output=output,
+                settings=default_settings(),
+                backend="runware",
+                columns={"image": "image_uri", "mask": "mask_uri", "key": "row_key"},
+            ),
+        }
+    )
+    abandoned = asyncio.run(submit_erase.fn(job, shards_of(job, 3)[0]))
+    assert {t.state for t in abandoned.tickets} == {"accepted"}
+
+    state = _run(manifest, output, **options)
+
+    assert state.is_completed(), state.message
+    rows = _results(output)
+    assert [r["resumed"] for r in rows] == [True] * 3 + [False] * 3
+    stats = emu.stats()
+    assert stats["results_billed"] == 6
+    assert {e["count"] for e in stats["billed"].values()} == {1}
+    assert stats["tasks_accepted"] == 6
+
+
+@pytest.mark.parametrize("where", ["file", "memory", "s3"])
+def test_local_files_memory_and_s3_give_identical_results(
+    tmp_path: Path, where: str, request: pytest.FixtureRequest
+) -> None:
+    so: dict[str, Any] | None = None
+    if where == "file":
+        root = str(tmp_path)
+    elif where == "memory":
+        root = f"memory://flows-identical/{tmp_path.name}"
+    else:
+        so = request.getfixturevalue("s3_options")
+        root = f"s3://{make_bucket(so)}/run"
+    rows = write_inputs(root, 4, so) + write_bad_inputs(root, so)[:2]
+    manifest = write_manifest(storage.join(root, "m.parquet"), rows, so)
+
+    state = _run(manifest, storage.join(root, "out"), storage_options=so, max_failed_fraction=1.0)
+
+    assert state.is_completed(), state.message
+    got = _results(storage.join(root, "out"), so)
+    comparable = [
+        (
+            r["row_key"],
+            r["status"],
+            r["error_code"],
+            r["note"],
+            [u.replace(root, "<root>") for u in r["output_uri"]],
+        )
+        for r in got
+    ]
+    assert comparable == [
+        ("img000", "succeeded", None, "note-0", ["<root>/out/images/img000.jpg"]),
+        ("img001", "succeeded", None, "note-1", ["<root>/out/images/img001.jpg"]),
+        ("img002", "succeeded", None, "note-2", ["<root>/out/images/img002.jpg"]),
+        ("img003", "succeeded", None, "note-3", ["<root>/out/images/img003.jpg"]),
+        ("inputNotFound", "failed", "inputNotFound", "note-4", []),
+        ("invalidImage", "failed", "invalidImage", "note-5", []),
+    ]
+    first = storage.read_bytes(storage.join(root, "out/images/img000.jpg"), so)
+    assert first[:3] == b"\xff\xd8\xff"
+
+
+def test_presigned_upload_urls_receive_the_output_and_are_recorded_redacted(
+    tmp_path: Path, emu: EmulatorServer, s3_options: dict[str, Any]
+) -> None:
+    import pyarrow as pa
+
+    root = str(tmp_path)
+    rows = write_inputs(root, 2)
+    s3 = s3_client(s3_options)
+    s3_bucket = make_bucket(s3_options)
+    urls = [
+        s3.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": s3_bucket, "Key": f"erased/{r['row_key']}.png"},
+            ExpiresIn=600,
+        )
+        for r in rows
+    ]
+    manifest = write_manifest(f"{root}/m.parquet", rows, upload_url=pa.array(urls))
+
+    state = _run(
+        manifest,
+        f"{root}/out",
+        backend="runware",
+        credentials=credentials_for(emu.url),
+        settings=FluxEraseSettings(output_format="PNG", include_cost=True),
+    )
+
+    assert state.is_completed(), state.message
+    got = _results(f"{root}/out")
+    for r, url in zip(got, urls, strict=True):
+        signature = url.split("Signature=")[1].split("&")[0]
+        assert signature not in repr(r)
+        assert r["output_uri"][0].split("?")[0] == url.split("?")[0]
+        assert "Signature=REDACTED" in r["output_uri"][0]
+        body = storage.read_bytes(f"s3://{s3_bucket}/erased/{r['row_key']}.png", s3_options)
+        assert body[:4] == b"\x89PNG"
+    assert not (tmp_path / "out" / "images").exists()
