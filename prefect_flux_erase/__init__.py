@@ -20,6 +20,14 @@ from prefect_flux_erase._version import __version__
 _EXPORTS: dict[str, str] = {
     "RunwareCredentials": "prefect_flux_erase.blocks",
     "FluxEraseSettings": "prefect_flux_erase.blocks",
+    "erase_manifest": "prefect_flux_erase.flows",
+    "erase_images": "prefect_flux_erase.flows",
+    "EraseSummary": "prefect_flux_erase.flows",
+    "submit_erase": "prefect_flux_erase.tasks",
+    "poll_erase": "prefect_flux_erase.tasks",
+    "upload_erased": "prefect_flux_erase.tasks",
+    "erase_image": "prefect_flux_erase.tasks",
+    "aerase_image": "prefect_flux_erase.tasks",
 }
 
 __all__ = ["__version__", *_EXPORTS]

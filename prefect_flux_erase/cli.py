@@ -1,15 +1,24 @@
 """The `flux-erase` command: `run`, `manifest`, `demo` and `emulator`.
 
+Exit codes: 0 the run completed; 1 rows failed beyond ``--max-failed-fraction`` (or shards could
+not be processed); 2 a usage or configuration error, with a message saying what to fix.
+
 Example:
     ```bash
+    flux-erase manifest --images s3://bucket/photos --masks s3://bucket/masks --out m.parquet
+    flux-erase run m.parquet --output s3://bucket/erased --backend runware --dilate-pixels 15
+    flux-erase demo
     flux-erase emulator --host 127.0.0.1 --port 0
     ```
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 USAGE = """usage: flux-erase {run,manifest,demo,emulator} ...
 
@@ -18,6 +27,305 @@ USAGE = """usage: flux-erase {run,manifest,demo,emulator} ...
   demo       erase a small bundled sample offline and print where the results are
   emulator   serve the Runware REST API on loopback over the local engine
 """
+
+
+class UsageError(Exception):
+    """A command-line mistake: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse would print usage and exit itself
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object, e.g. '{\"anon\": true}'")
+    return value
+
+
+def run_parser() -> argparse.ArgumentParser:
+    """The ``flux-erase run`` argument parser.
+
+    Example:
+        >>> run_parser().parse_args(["m.parquet", "--output", "out"]).backend
+        'local'
+    """
+    p = _Parser(prog="flux-erase run", description="Erase every row of a Parquet manifest.")
+    p.add_argument("manifest", help="URI of the Parquet manifest (file, folder or glob)")
+    p.add_argument("--output", required=True, help="URI of the output root")
+    p.add_argument("--backend", choices=("local", "runware"), default="local")
+    p.add_argument("--base-url", help="Runware endpoint (e.g. the emulator); runware backend")
+    p.add_argument("--dilate-pixels", type=int, help="settings.dilatePixels, 0-50 (default 10)")
+    p.add_argument("--output-format", choices=("JPG", "PNG", "WEBP"), default="JPG")
+    p.add_argument("--output-quality", type=int, default=95, help="20-99 (default 95)")
+    p.add_argument("--output-type", choices=("URL", "base64Data", "dataURI"), default="URL")
+    p.add_argument("--number-results", type=int, default=1, help="results per row, 1-20")
+    p.add_argument("--concurrency", type=int, default=16, help="rows in flight per shard")
+    p.add_argument("--shard-size", type=int, default=100, help="rows per shard")
+    p.add_argument("--max-shards-in-flight", type=int, default=4)
+    p.add_argument("--storage-options", type=_json_object, help="fsspec options as JSON")
+    p.add_argument("--output-storage-options", type=_json_object, help="fsspec options, output")
+    p.add_argument("--max-failed-fraction", type=float, default=0.0)
+    p.add_argument("--image-column", default="image_uri")
+    p.add_argument("--mask-column", default="mask_uri")
+    p.add_argument("--key-column")
+    p.add_argument("--no-report", action="store_true", help="skip report.html")
+    p.add_argument("--engine", default="local", help="engine of the local backend (local, echo)")
+    return p
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from prefect_flux_erase.blocks import FluxEraseSettings
+
+    options: dict[str, Any] = {
+        "output_format": args.output_format,
+        "output_quality": args.output_quality,
+        "output_type": args.output_type,
+        "number_results": args.number_results,
+        "include_cost": True,
+    }
+    if args.dilate_pixels is not None:
+        options["dilate_pixels"] = args.dilate_pixels
+    return FluxEraseSettings(**options)
+
+
+def _credentials(args: argparse.Namespace) -> Any:
+    if args.backend != "runware":
+        if args.base_url:
+            raise UsageError("--base-url applies to --backend runware only; add --backend runware")
+        return None
+    from prefect_flux_erase.blocks import RunwareCredentials
+
+    return RunwareCredentials(base_url=args.base_url) if args.base_url else RunwareCredentials()
+
+
+class _ProgressView:
+    """A rich progress bar on a terminal; plain lines otherwise. Always on stderr."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.tty = sys.stderr.isatty()
+        self._bar: Any = None
+        self._task: Any = None
+        self._last = -1
+
+    def __enter__(self) -> _ProgressView:
+        if self.tty:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+            self._bar = Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(self.label, total=None)
+        return self
+
+    def __call__(self, progress: Any) -> None:
+        if self._bar is not None:
+            self._bar.update(
+                self._task,
+                total=progress.total_rows,
+                completed=progress.done_rows,
+                description=f"{self.label} ({progress.failed_rows} failed)",
+            )
+        elif progress.done_rows != self._last:
+            self._last = progress.done_rows
+            print(
+                f"{self.label}: {progress.done_rows}/{progress.total_rows} rows "
+                f"({progress.failed_rows} failed)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _erase(manifest: str, output: str, label: str, **options: Any) -> tuple[int, Any]:
+    """Run erase_manifest with a progress view; (exit code, summary or None)."""
+    from prefect_flux_erase.flows import erase_manifest
+    from prefect_flux_erase.flows.progress import listen
+
+    with _ProgressView(label) as view, listen(view):
+        state = erase_manifest(manifest, output, return_state=True, **options)
+    try:
+        summary = state.result(raise_on_failure=False)
+    except Exception:
+        summary = None
+    if state.is_completed():
+        return 0, summary
+    exc = summary if isinstance(summary, BaseException) else None
+    if exc is not None and _is_config_error(exc):
+        print(f"flux-erase: {exc}", file=sys.stderr)
+        return 2, None
+    print(f"flux-erase: {state.message or exc}", file=sys.stderr)
+    return 1, summary if not isinstance(summary, BaseException) else None
+
+
+def _is_config_error(exc: BaseException) -> bool:
+    from pydantic import ValidationError
+
+    from prefect_flux_erase.flows.validation import RunConfigError
+    from prefect_flux_erase.manifest import ManifestError
+    from prefect_flux_erase.runware.errors import AuthenticationError, InvalidOptionError
+
+    return isinstance(
+        exc,
+        RunConfigError | ManifestError | InvalidOptionError | AuthenticationError | ValidationError,
+    )
+
+
+def _print_summary(summary: Any) -> None:
+    if summary is None or isinstance(summary, BaseException):
+        return
+    print(summary.describe())
+    if summary.report_uri:
+        print(f"report: {summary.report_uri}")
+    for code, count in sorted(summary.error_counts.items()):
+        print(f"  {count} x {code}")
+
+
+def cmd_run(argv: Sequence[str]) -> int:
+    """``flux-erase run``: erase a manifest; exit 0, 1 (too many failed rows) or 2 (usage).
+
+    Example:
+        ```bash
+        flux-erase run m.parquet --output out/ --backend runware --base-url http://127.0.0.1:8080/v1
+        ```
+    """
+    args = run_parser().parse_args(list(argv))
+    from prefect_flux_erase.flows.validation import check_run_options, resolve_credentials
+
+    settings = _settings(args)
+    credentials = resolve_credentials(args.backend, _credentials(args))
+    check_run_options(
+        backend=args.backend,
+        shard_size=args.shard_size,
+        concurrency=args.concurrency,
+        max_shards_in_flight=args.max_shards_in_flight,
+        max_attempts=3,
+        max_failed_fraction=args.max_failed_fraction,
+    )
+    where = f" at {credentials.base_url}" if credentials is not None else " (offline)"
+    print(f"flux-erase: backend {args.backend}{where}", file=sys.stderr)
+    code, summary = _erase(
+        args.manifest,
+        args.output,
+        "erasing",
+        backend=args.backend,
+        credentials=credentials,
+        settings=settings,
+        image_column=args.image_column,
+        mask_column=args.mask_column,
+        key_column=args.key_column,
+        storage_options=args.storage_options,
+        output_storage_options=args.output_storage_options,
+        shard_size=args.shard_size,
+        concurrency=args.concurrency,
+        max_shards_in_flight=args.max_shards_in_flight,
+        max_failed_fraction=args.max_failed_fraction,
+        report=not args.no_report,
+        local_engine=args.engine,
+    )
+    _print_summary(summary)
+    return code
+
+
+def cmd_manifest(argv: Sequence[str]) -> int:
+    """``flux-erase manifest``: pair images and masks by file stem into a Parquet manifest.
+
+    Example:
+        ```bash
+        flux-erase manifest --images photos/ --masks masks/ --out manifest.parquet
+        ```
+    """
+    p = _Parser(prog="flux-erase manifest", description="Pair images and masks by file stem.")
+    p.add_argument("--images", required=True, help="folder URI of the photos")
+    p.add_argument("--masks", required=True, help="folder URI of the masks (same stems)")
+    p.add_argument("--out", required=True, help="URI of the manifest to write")
+    p.add_argument("--storage-options", type=_json_object, help="fsspec options as JSON")
+    args = p.parse_args(list(argv))
+    from prefect_flux_erase.pipeline.pairing import PairingError, build_manifest
+
+    try:
+        result = build_manifest(args.images, args.masks, args.out, args.storage_options)
+    except PairingError as exc:
+        print(f"flux-erase manifest: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {result.rows} rows to {result.manifest_uri or args.out}")
+    for label, names in (
+        ("images without a mask", result.unpaired_images),
+        ("masks without an image", result.unpaired_masks),
+    ):
+        if names:
+            print(f"{len(names)} {label}: {', '.join(names[:10])}", file=sys.stderr)
+    return 0
+
+
+def cmd_demo(argv: Sequence[str]) -> int:
+    """``flux-erase demo``: erase the bundled sample photos offline; print where things are.
+
+    Example:
+        ```bash
+        flux-erase demo --out flux-erase-demo
+        ```
+    """
+    p = _Parser(prog="flux-erase demo", description="Erase bundled sample photos offline.")
+    p.add_argument("--out", default="flux-erase-demo", help="folder for inputs and outputs")
+    p.add_argument("--engine", default="local", help="local engine: local (default) or echo")
+    args = p.parse_args(list(argv))
+    import os
+
+    from prefect_flux_erase.flows.demo import prepare_demo_inputs
+
+    root = os.path.abspath(args.out)
+    inputs = prepare_demo_inputs(root)
+    print(
+        f"flux-erase demo: backend local (the embedded erase engine; offline, no API key), "
+        f"{inputs.rows} sample photos",
+        file=sys.stderr,
+    )
+    code, summary = _erase(
+        inputs.manifest,
+        inputs.output,
+        "demo",
+        backend="local",
+        shard_size=2,
+        local_engine=args.engine,
+    )
+    _print_summary(summary)
+    print(f"inputs:  {inputs.images} (masks: {inputs.masks})")
+    print(f"images:  {inputs.output}/images")
+    if summary is not None and not isinstance(summary, BaseException):
+        print(f"results: {summary.results_uri}")
+    return code
+
+
+def _one_line(exc: BaseException) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        # The settings block wraps our InvalidOptionError: show its message, not pydantic's.
+        return "; ".join(str(e.get("ctx", {}).get("error") or e["msg"]) for e in exc.errors())
+    return str(exc)
+
+
+COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "run": cmd_run,
+    "manifest": cmd_manifest,
+    "demo": cmd_demo,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,8 +345,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         from prefect_flux_erase.emulator.command import main as emulator_main
 
         return emulator_main(rest)
-    print(f"flux-erase: unknown command {command!r}\n{USAGE}", file=sys.stderr, end="")
-    return 2
+    handler = COMMANDS.get(command)
+    if handler is None:
+        print(f"flux-erase: unknown command {command!r}\n{USAGE}", file=sys.stderr, end="")
+        return 2
+    if any(a in ("-h", "--help") for a in rest):
+        parsers = {"run": run_parser}
+        if command in parsers:
+            parsers[command]().print_help()
+            return 0
+    try:
+        return handler(rest)
+    except UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if _is_config_error(exc):
+            print(f"flux-erase {command}: {_one_line(exc)}", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

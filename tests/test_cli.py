@@ -1,0 +1,240 @@
+"""`flux-erase run | manifest | demo`: real flows on the Prefect test harness, exit codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from prefect_flux_erase.cli import main
+from prefect_flux_erase.emulator import EmulatorServer
+from tests.tasks.builders import (
+    mask_bytes,
+    photo_bytes,
+    write_bad_inputs,
+    write_inputs,
+    write_manifest,
+)
+from tests.tasks.jobs import TEST_KEY
+
+
+@pytest.fixture
+def manifest(tmp_path: Path) -> str:
+    return write_manifest(f"{tmp_path}/m.parquet", write_inputs(str(tmp_path), 3))
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_run_completes_and_prints_the_summary(
+    manifest: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "run",
+            manifest,
+            "--output",
+            f"{tmp_path}/out",
+            "--engine",
+            "echo",
+            "--key-column",
+            "row_key",
+            "--output-format",
+            "PNG",
+            "--no-report",
+        ]
+    )
+
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "3 of 3 rows succeeded" in out
+    assert "backend local (offline)" in err
+    assert "3/3 rows" in err  # plain progress lines when stderr is not a terminal
+    table = pq.read_table(f"{tmp_path}/out/results.parquet")
+    assert table.column("status").to_pylist() == ["succeeded"] * 3
+    assert (tmp_path / "out" / "images" / "img000.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_run_exits_1_when_rows_fail_beyond_the_threshold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = write_inputs(str(tmp_path), 2) + write_bad_inputs(str(tmp_path))[:1]
+    manifest = write_manifest(f"{tmp_path}/m.parquet", rows)
+
+    code = main(
+        [
+            "run",
+            manifest,
+            "--output",
+            f"{tmp_path}/out",
+            "--engine",
+            "echo",
+            "--key-column",
+            "row_key",
+            "--no-report",
+        ]
+    )
+
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert "1 of 3 rows failed" in err
+    assert (
+        main(
+            [
+                "run",
+                manifest,
+                "--output",
+                f"{tmp_path}/out2",
+                "--engine",
+                "echo",
+                "--key-column",
+                "row_key",
+                "--no-report",
+                "--max-failed-fraction",
+                "0.5",
+            ]
+        )
+        == 0
+    )
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_run_against_the_emulator_with_a_base_url(
+    manifest: str,
+    tmp_path: Path,
+    emu: EmulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("RUNWARE_API_KEY", TEST_KEY)
+
+    code = main(
+        [
+            "run",
+            manifest,
+            "--output",
+            f"{tmp_path}/out",
+            "--backend",
+            "runware",
+            "--base-url",
+            emu.url,
+            "--key-column",
+            "row_key",
+            "--dilate-pixels",
+            "20",
+            "--no-report",
+        ]
+    )
+
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "$0.0900 spent" in out
+    assert emu.stats()["results_billed"] == 3
+    assert TEST_KEY not in out + err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "m.parquet"], "--output"),
+        (["run", "m.parquet", "--output", "o", "--storage-options", "{bad"], "not valid JSON"),
+        (["run", "m.parquet", "--output", "o", "--base-url", "http://x/v1"], "--backend runware"),
+        (["run", "m.parquet", "--output", "o", "--dilate-pixels", "99"], "dilatePixels"),
+        (["run", "m.parquet", "--output", "o", "--concurrency", "0"], "concurrency"),
+        (["run", "m.parquet", "--output", "o", "--backend", "runware"], "RUNWARE_API_KEY"),
+        (["frobnicate"], "unknown command"),
+    ],
+)
+def test_usage_and_configuration_errors_exit_2_with_a_clear_message(
+    args: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("RUNWARE_API_KEY", raising=False)
+
+    assert main(args) == 2
+
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_missing_manifest_column_exits_2(
+    manifest: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "run",
+            manifest,
+            "--output",
+            f"{tmp_path}/out",
+            "--image-column",
+            "photo",
+            "--engine",
+            "echo",
+            "--no-report",
+        ]
+    )
+
+    assert code == 2
+    assert "photo" in capsys.readouterr().err
+
+
+def test_manifest_pairs_images_and_masks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    for name in ("a", "b"):
+        (tmp_path / "images" / f"{name}.png").write_bytes(photo_bytes(1))
+        (tmp_path / "masks" / f"{name}.png").write_bytes(mask_bytes())
+    (tmp_path / "images" / "lonely.png").write_bytes(photo_bytes(2))
+
+    code = main(
+        [
+            "manifest",
+            "--images",
+            f"{tmp_path}/images",
+            "--masks",
+            f"{tmp_path}/masks",
+            "--out",
+            f"{tmp_path}/m.parquet",
+        ]
+    )
+
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "wrote 2 rows" in out
+    assert "lonely" in err
+    assert pq.read_table(f"{tmp_path}/m.parquet").num_rows == 2
+    assert (
+        main(
+            [
+                "manifest",
+                "--images",
+                f"{tmp_path}/masks",
+                "--masks",
+                f"{tmp_path}/none",
+                "--out",
+                f"{tmp_path}/m2.parquet",
+            ]
+        )
+        == 2
+    )
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_demo_runs_offline_and_says_where_everything_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["demo", "--out", str(tmp_path / "demo"), "--engine", "echo"])
+
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "backend local" in err
+    assert "4 of 4 rows succeeded" in out
+    assert f"images:  {tmp_path}/demo/output/images" in out
+    assert f"results: {tmp_path}/demo/output/results.parquet" in out
+    assert "report: " in out
+    assert len(list((tmp_path / "demo" / "output" / "images").glob("*.jpg"))) == 4
+    assert (tmp_path / "demo" / "output" / "report.html").exists()
