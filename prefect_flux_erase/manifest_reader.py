@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import posixpath
 import threading
 from collections import OrderedDict
@@ -196,8 +197,18 @@ class _Cursor:
 
 _lock = threading.Lock()
 _cursors: OrderedDict[tuple[str, int], list[_Cursor]] = OrderedDict()
-#: Rows decoded only to skip to a range (a measure of cursor misses; used by tests).
+_owner_pid = os.getpid()
+#: Rows decoded only to skip to a range (a measure of cursor misses; approximate when several
+#: threads read at once; used by tests).
 skipped_rows = 0
+
+
+def _forget_after_fork() -> None:
+    """In a forked worker, drop the parent's cursors (their connections are not ours)."""
+    global _owner_pid
+    if os.getpid() != _owner_pid:
+        _cursors.clear()  # not closed: closing would touch the parent's sessions
+        _owner_pid = os.getpid()
 
 
 def close_cursors() -> None:
@@ -220,6 +231,7 @@ def _options_token(storage_options: Mapping[str, Any] | None) -> str:
 
 def _take(key: tuple[str, int], start: int) -> _Cursor | None:
     with _lock:
+        _forget_after_fork()
         group = _cursors.get(key, [])
         usable = [c for c in group if c.position <= start]
         if not usable:
@@ -234,6 +246,7 @@ def _take(key: tuple[str, int], start: int) -> _Cursor | None:
 def _put(key: tuple[str, int], cursor: _Cursor) -> None:
     evicted: list[_Cursor] = []
     with _lock:
+        _forget_after_fork()
         _cursors.setdefault(key, []).append(cursor)
         _cursors.move_to_end(key)
         while sum(len(g) for g in _cursors.values()) > MAX_CURSORS:

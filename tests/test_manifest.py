@@ -358,3 +358,22 @@ def test_planning_and_reading_200k_rows_in_one_row_group_keeps_arrow_memory_smal
         pa.set_memory_pool(default)
     assert seen == 200_000
     assert tracked.max_memory() < table_bytes / 3, (tracked.max_memory(), table_bytes)
+
+
+def test_cursors_of_another_process_are_dropped_not_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri = str(tmp_path / "one-group.parquet")
+    pq.write_table(sample_table(400), uri, row_group_size=400)
+    spec = ManifestSpec(uri)
+    plan = plan_manifest(spec, shard_size=100)
+    read_shard(spec, plan.shards[0])  # leaves a cursor at row 100
+    inherited = [c for group in manifest_reader._cursors.values() for c in group]
+    assert len(inherited) == 1
+    # As after a fork: the cache was filled by a process with another pid.
+    monkeypatch.setattr(manifest_reader, "_owner_pid", -1)
+    before = manifest_reader.skipped_rows
+    rows = read_shard(spec, plan.shards[1])
+    assert rows[0].index == 100
+    assert manifest_reader.skipped_rows - before == 100  # a fresh cursor, not the inherited one
+    assert inherited[0].position == 100  # the parent's cursor was left untouched

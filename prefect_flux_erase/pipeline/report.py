@@ -236,7 +236,8 @@ def write_report(
     inputs = storage_options if input_storage_options is None else input_storage_options
     gallery: list[str] = []
     shown = 0
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    # Two workers: decoding a large photo takes a few hundred MB; keep the peak bounded.
+    with ThreadPoolExecutor(max_workers=2) as pool:
         pending: list[Any] = []
         for row, image_col, mask_col in _iter_rows(results_uri, storage_options, max_rows):
             args = (row, image_col, mask_col, output, storage_options, inputs)
