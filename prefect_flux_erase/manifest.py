@@ -157,13 +157,19 @@ def derive_row_key(index: int, image_uri: str | None, mask_uri: str | None) -> s
     return f"{index:08d}-{hashlib.sha1(content, usedforsecurity=False).hexdigest()[:8]}"
 
 
+def _is_string_view(dtype: pa.DataType) -> bool:
+    # string_view arrived in pyarrow 16; the package supports pyarrow >= 15.
+    check = getattr(pa.types, "is_string_view", None)
+    return bool(check(dtype)) if check is not None else False
+
+
 def _is_stringish(dtype: pa.DataType) -> bool:
     if pa.types.is_dictionary(dtype):
         return _is_stringish(dtype.value_type)
     return bool(
         pa.types.is_string(dtype)
         or pa.types.is_large_string(dtype)
-        or pa.types.is_string_view(dtype)
+        or _is_string_view(dtype)
         or pa.types.is_null(dtype)
     )
 
