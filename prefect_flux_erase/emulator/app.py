@@ -37,11 +37,10 @@ from starlette.routing import Route
 from prefect_flux_erase.emulator.backend import EmulatorBackend, request_kind
 from prefect_flux_erase.emulator.config import RequestKind
 from prefect_flux_erase.emulator.envelopes import Outcome, error_object
+from prefect_flux_erase.emulator.protocols import TRANSPORT_KEY
 
 logger = logging.getLogger(__name__)
 
-#: Key under ``scope["extensions"]`` where the server's protocol puts the connection's transport.
-TRANSPORT_KEY: Final = "prefect_flux_erase.transport"
 
 _STATUS_FAULTS: Final[dict[str, tuple[int, str | None, str]]] = {
     # kind: (status, JSON error code or None for a proxy's HTML page, message)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from collections import OrderedDict
 from collections.abc import Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -42,7 +43,7 @@ from prefect_flux_erase.emulator.protocol import (
 from prefect_flux_erase.emulator.records import Prepared, TaskRecord
 from prefect_flux_erase.emulator.stats import Stats
 from prefect_flux_erase.emulator.store import Clock, ImageStore, StoredImage
-from prefect_flux_erase.emulator.submission import prepare_inference
+from prefect_flux_erase.emulator.submission import DecodedPair, prepare_inference
 from prefect_flux_erase.emulator.webhooks import WebhookSender
 
 
@@ -72,6 +73,7 @@ class EmulatorBackend:
         self.resolver = InputResolver(self.store)
         self.tasks: dict[str, TaskRecord] = {}
         self.reserved: set[str] = set()
+        self.decoded: OrderedDict[tuple[bytes, bytes, int], DecodedPair] = OrderedDict()
         self.rng = random.Random(config.seed)
         self._background: set[asyncio.Task[Any]] = set()
         self._engine: tuple[object, EngineFn] | None = None
@@ -177,6 +179,7 @@ class EmulatorBackend:
         self.configure(**{n: getattr(self.initial_config, n) for n in EmulatorConfig.model_fields})
         self.tasks.clear()
         self.reserved.clear()
+        self.decoded.clear()
         self.store.clear()
         self.clock.reset()
         self.ledger = Ledger()

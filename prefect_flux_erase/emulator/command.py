@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -40,6 +41,10 @@ def _latency(text: str) -> float | tuple[float, float]:
         return (float(low), float(high)) if sep else float(low)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected SECONDS or MIN,MAX; got {text!r}") from None
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def parser() -> argparse.ArgumentParser:
@@ -130,7 +135,9 @@ def main(argv: Sequence[str]) -> int:
     def announce(backend: EmulatorBackend, server: object) -> None:
         print(f"Runware emulator serving {backend.root}/v1", flush=True)
 
-    # uvicorn handles SIGINT/SIGTERM itself when it runs in the main thread: both end serve().
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the handler
+    # that was in place before it: make SIGTERM end like Ctrl-C, a clean exit, not a kill.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         asyncio.run(serve(config, sock, args.host, on_ready=announce))
     except KeyboardInterrupt:

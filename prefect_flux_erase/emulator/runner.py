@@ -68,7 +68,8 @@ def render(
         hole = np.asarray(Image.fromarray(hole).resize(size, Image.Resampling.NEAREST))
         if alpha is not None:
             alpha = np.asarray(Image.fromarray(alpha).resize(size, Image.Resampling.LANCZOS))
-    out = engine(rgb, hole, dilate_pixels, seed)
+    # Decoded inputs are shared between tasks with the same inputs: the engine gets copies.
+    out = engine(rgb.copy(), hole.copy(), dilate_pixels, seed)
     if out.shape != rgb.shape or out.dtype != np.uint8:
         raise ValueError(f"engine returned {out.dtype} {out.shape}; expected uint8 {rgb.shape}")
     return encode_image(out, output_format, quality, alpha)

@@ -1,8 +1,8 @@
 """Serving the emulator with uvicorn: in a background thread (tests) or in the foreground (CLI).
 
-The server uses a small subclass of uvicorn's h11 protocol that hands each request its
-connection's transport (under ``scope["extensions"]``), which is how the app can reset a
-connection without answering.
+The server uses uvicorn protocols that hand each request its connection's transport (see
+:mod:`prefect_flux_erase.emulator.protocols`), which is how the app can reset a connection
+without answering.
 
 Example:
     ```python
@@ -20,42 +20,21 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from prefect_flux_erase.emulator.app import TRANSPORT_KEY, create_app
+from prefect_flux_erase.emulator.app import create_app
 from prefect_flux_erase.emulator.backend import EmulatorBackend
 from prefect_flux_erase.emulator.config import EmulatorConfig
+from prefect_flux_erase.emulator.protocols import protocol_class
 
 T = TypeVar("T")
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
-
-
-class _TransportAwareH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, plus the connection's transport in every request's scope."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            # uvicorn writes headers and body separately: without TCP_NODELAY, Nagle's algorithm
-            # and the client's delayed ACK add ~40 ms to every reply.
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().connection_made(cast(asyncio.Transport, transport))
-        inner: ASGIApp = self.app
-
-        async def app(scope: Any, receive: Any, send: Any) -> None:
-            scope.setdefault("extensions", {})[TRANSPORT_KEY] = transport
-            await inner(scope, receive, send)
-
-        self.app = app
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -78,7 +57,7 @@ def bind(host: str, port: int) -> socket.socket:
 def _uvicorn_server(backend: EmulatorBackend) -> uvicorn.Server:
     config = uvicorn.Config(
         create_app(backend),
-        http=_TransportAwareH11Protocol,
+        http=protocol_class(),
         ws="none",
         lifespan="off",
         log_level="warning",
