@@ -1,10 +1,17 @@
 """A Runware REST API emulator for FLUX Erase: a Prefect-free tool for offline runs and tests.
 
 Shaped like moto's server mode: an in-memory backend (state and rules), a thin HTTP layer
-(Starlette on uvicorn), and an introspection API (``/_emulator/...``). It speaks the protocol of
-``docs/protocol/RUNWARE_API.md``: sync and async delivery, cumulative ``getResponse``, every
+(Starlette on uvicorn), and an introspection API (``/_emulator/...``). It speaks Runware's REST
+protocol for ``bfl:flux@erase`` (the project's RUNWARE_API reference; its §11 open points are
+switches in :class:`EmulatorConfig`): sync and async delivery, cumulative ``getResponse``, every
 ``outputType``, webhooks, ``uploadEndpoint``, uploads, costs, conflicts and error envelopes, plus
 seeded fault injection and a billing ledger.
+
+Layout: ``config`` (switches), ``protocol`` (reading requests), ``envelopes`` (reply shapes),
+``backend`` / ``submission`` / ``media_tasks`` / ``runner`` / ``records`` (state and rules),
+``store``, ``ledger``, ``stats``, ``faults``, ``inputs``, ``uploads``, ``webhooks``, ``engines``
+(no HTTP server in any of them); ``app`` (Starlette), ``protocols`` and ``server`` (uvicorn),
+``command`` (the ``flux-erase emulator`` CLI).
 
 Example:
     ```python

@@ -38,6 +38,7 @@ from prefect_flux_erase.emulator.backend import EmulatorBackend, request_kind
 from prefect_flux_erase.emulator.config import RequestKind
 from prefect_flux_erase.emulator.envelopes import Outcome, error_object
 from prefect_flux_erase.emulator.protocols import TRANSPORT_KEY
+from prefect_flux_erase.emulator.stats import Stats
 
 logger = logging.getLogger(__name__)
 
@@ -87,48 +88,48 @@ async def reset_connection(request: Request) -> None:
                 pass
 
 
-def _json(backend: EmulatorBackend, status: int, body: dict[str, Any], **headers: str) -> Response:
-    backend.stats.request(status)
+def _json(stats: Stats, status: int, body: dict[str, Any], **headers: str) -> Response:
+    stats.request(status)
     return JSONResponse(body, status_code=status, headers=headers or None)
 
 
-def _status_fault(backend: EmulatorBackend, fault: str) -> Response:
+def _status_fault(backend: EmulatorBackend, stats: Stats, fault: str) -> Response:
     status, code, message = _STATUS_FAULTS[fault]
     headers = {"Retry-After": backend.config.retry_after_header()} if status == 429 else {}
     if code is None:
-        backend.stats.request(status)
+        stats.request(status)
         return Response(message, status_code=status, media_type="text/html")
     _, body = backend.body(status, Outcome(status, errors=[error_object(code, message)]))
-    return _json(backend, status, body, **headers)
+    return _json(stats, status, body, **headers)
 
 
 async def _pre_fault(
-    backend: EmulatorBackend, request: Request, fault: str | None
+    backend: EmulatorBackend, stats: Stats, request: Request, fault: str | None
 ) -> Response | None:
     """Faults that strike before the request is processed; a Response ends the request."""
     if fault in _STATUS_FAULTS:
-        return _status_fault(backend, fault)
+        return _status_fault(backend, stats, fault)
     if fault == "reset_before" or (fault == "reset_after" and request.method == "GET"):
         await reset_connection(request)
-        backend.stats.request("reset")
+        stats.request("reset")
         return Response(status_code=204)  # never sent: the connection is gone
     return None
 
 
 async def _post_fault(
-    backend: EmulatorBackend, request: Request, fault: str | None, response: Response
+    backend: EmulatorBackend, stats: Stats, request: Request, fault: str | None, response: Response
 ) -> Response:
     """Faults that strike after the request was processed (the task exists and is billed)."""
     if fault == "reset_after":
         await reset_connection(request)
-        backend.stats.request("reset")
+        stats.request("reset")
         return Response(status_code=204)
     if fault == "slow":
         await asyncio.sleep(backend.config.slow_delay)
     if fault == "malformed_json":
-        backend.stats.request(200)
+        stats.request(200)
         return Response(_MALFORMED, status_code=200, media_type="application/json")
-    backend.stats.request(response.status_code)
+    stats.request(response.status_code)
     return response
 
 
@@ -136,21 +137,26 @@ def create_app(backend: EmulatorBackend) -> Starlette:
     """Build the Starlette app that serves ``backend``."""
 
     async def v1(request: Request) -> Response:
+        # Count into the stats of the moment the request arrived: a reset during a slow or
+        # sync request must not leak its count into the next test's fresh stats.
+        stats = backend.stats
         raw = await request.body()
         try:
             body = json.loads(raw)
         except ValueError:
             err = error_object("invalidJSON", "The request body is not valid JSON.")
-            return _json(backend, 400, backend.body(400, Outcome(400, errors=[err]))[1])
+            return _json(stats, 400, backend.body(400, Outcome(400, errors=[err]))[1])
         kind: RequestKind = request_kind(body)
         fault = backend.draw_fault(kind)
-        early = await _pre_fault(backend, request, fault)
+        early = await _pre_fault(backend, stats, request, fault)
         if early is not None:
             return early
         if not isinstance(body, list | dict):
             err = error_object("invalidRequestBody", "The body must be a JSON array of tasks.")
             _, envelope_body = backend.body(400, Outcome(400, errors=[err]))
-            return await _post_fault(backend, request, fault, JSONResponse(envelope_body, 400))
+            return await _post_fault(
+                backend, stats, request, fault, JSONResponse(envelope_body, 400)
+            )
         dry_run = backend.config.dry_run_supported and request.headers.get(
             "x-runware-dry-run", ""
         ).strip().lower() in ("1", "true")
@@ -161,12 +167,13 @@ def create_app(backend: EmulatorBackend) -> Starlette:
         if status == 401 and backend.config.auth_error_body == "html":
             # As a proxy or CDN in front of the API would answer: no JSON at all.
             response = Response(_HTML_401, status_code=401, media_type="text/html")
-        return await _post_fault(backend, request, fault, response)
+        return await _post_fault(backend, stats, request, fault, response)
 
     async def download(request: Request) -> Response:
+        stats = backend.stats
         name: str = request.path_params["name"]
         fault = backend.draw_fault("download")
-        early = await _pre_fault(backend, request, fault)
+        early = await _pre_fault(backend, stats, request, fault)
         if early is not None:
             return early
         stored = backend.get_image(name.rsplit(".", 1)[0])
@@ -174,7 +181,7 @@ def create_app(backend: EmulatorBackend) -> Starlette:
             response = Response("Not Found", status_code=404, media_type="text/plain")
         else:
             response = Response(stored.data, media_type=stored.mime)
-        return await _post_fault(backend, request, fault, response)
+        return await _post_fault(backend, stats, request, fault, response)
 
     async def stats(request: Request) -> Response:
         return JSONResponse(backend.snapshot())

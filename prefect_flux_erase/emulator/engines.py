@@ -8,10 +8,37 @@ Example:
 from __future__ import annotations
 
 import importlib
-from typing import cast
+import inspect
+from collections.abc import Callable
+from typing import Any, cast
+
+import numpy as np
+from numpy.typing import NDArray
 
 from prefect_flux_erase.emulator.config import EngineFn
 from prefect_flux_erase.engine.echo import echo_fill
+
+
+def _by_keyword(engine: Callable[..., Any]) -> EngineFn:
+    """Call ``engine`` with ``dilate_pixels=`` and ``seed=`` keywords when it names them.
+
+    The local engine takes them keyword-only (``erase(rgb, mask, *, dilate_pixels, seed)``);
+    other callables get them positionally.
+    """
+    try:
+        params = inspect.signature(engine).parameters
+    except (TypeError, ValueError):
+        return cast(EngineFn, engine)
+    if not {"dilate_pixels", "seed"} <= set(params):
+        return cast(EngineFn, engine)
+
+    def call(
+        rgb: NDArray[np.uint8], mask: NDArray[np.bool_], dilate_pixels: int, seed: int
+    ) -> NDArray[np.uint8]:
+        return cast(NDArray[np.uint8], engine(rgb, mask, dilate_pixels=dilate_pixels, seed=seed))
+
+    call.__name__ = getattr(engine, "__name__", "local")
+    return call
 
 
 class EngineUnavailableError(RuntimeError):
@@ -49,5 +76,5 @@ def resolve_engine(spec: str | EngineFn) -> EngineFn:
             raise EngineUnavailableError(
                 f"get_engine('local') returned {type(engine).__name__}, which is not callable"
             )
-        return cast(EngineFn, engine)
+        return _by_keyword(engine)
     raise EngineUnavailableError(f"unknown engine {spec!r}; use 'echo', 'local' or a callable")

@@ -81,3 +81,19 @@ def test_config_rejects_bad_values() -> None:
         EmulatorConfig(faults={"gremlins": 0.1})
     with pytest.raises(ValueError, match="engine"):
         EmulatorConfig(engine="gpu")
+
+
+def test_a_local_engine_with_keyword_only_options_is_called_by_keyword(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[int, int]] = []
+
+    def erase(rgb: Any, mask: Any, *, dilate_pixels: int = 10, seed: int = 0) -> Any:
+        calls.append((dilate_pixels, seed))
+        return rgb
+
+    engine_pkg = importlib.import_module("prefect_flux_erase.engine")
+    monkeypatch.setattr(engine_pkg, "get_engine", lambda name: erase, raising=False)
+    rgb, mask = _scene()
+    assert resolve_engine("local")(rgb, mask, 7, 3) is rgb
+    assert calls == [(7, 3)]
