@@ -66,7 +66,7 @@ class EmulatorBackend:
         self.initial_config = config
         self.config = config
         self.clock = clock or Clock()
-        self.store = ImageStore(self.clock)
+        self.store = ImageStore(self.clock, config.store_max_bytes)
         self.ledger = Ledger()
         self.stats = Stats()
         self.faults = FaultInjector(config.seed)
@@ -171,6 +171,7 @@ class EmulatorBackend:
             self.faults.reseed(new.seed)
             self.rng = random.Random(new.seed)
         self.config = new
+        self.store.max_bytes = new.store_max_bytes
         return new
 
     async def reset(self) -> None:
@@ -203,6 +204,7 @@ class EmulatorBackend:
             **self.ledger.snapshot(),
             "tasks_known": len(self.tasks),
             "images_stored": len(self.store),
+            "images_stored_bytes": self.store.stored_bytes,
             "scripted_faults_pending": self.faults.scripted,
         }
 

@@ -143,6 +143,9 @@ class EmulatorConfig(BaseModel):
     default_ttl: int = Field(
         default=7 * 24 * 3600, ge=1, description="URL lifetime without 'ttl', seconds (#15)."
     )
+    store_max_bytes: int = Field(
+        default=1 << 30, ge=1, description="Byte budget of stored images; oldest evicted first."
+    )
 
     # --- billing (§11 #12, #16, #18) ---------------------------------------------------------
     charge_reference_image: bool = Field(
