@@ -26,28 +26,26 @@ from typing import Any, Self
 import httpx
 from pydantic import SecretStr
 
+from prefect_flux_erase.runware.batches import poll_batch, submit_batch
 from prefect_flux_erase.runware.errors import (
     AuthenticationError,
     ConflictTaskUUIDError,
-    InsufficientCreditsError,
     InvalidOptionError,
     PermanentError,
-    RateLimitError,
-    RunwareError,
     TransientError,
     TransportError,
 )
 from prefect_flux_erase.runware.ids import task_uuid as derive_task_uuid
 from prefect_flux_erase.runware.limiter import AdaptiveLimiter
 from prefect_flux_erase.runware.media import decode_inline, to_data_uri
-from prefect_flux_erase.runware.models import GetResponseTask, ImageInferenceTask, ImageUploadTask
+from prefect_flux_erase.runware.models import ImageInferenceTask, ImageUploadTask
 from prefect_flux_erase.runware.outcomes import TaskOutcome
 from prefect_flux_erase.runware.polling import PollPolicy, PollTracker
 from prefect_flux_erase.runware.redaction import redact_url
-from prefect_flux_erase.runware.responses import ErrorObject, ResultItem, dedupe
+from prefect_flux_erase.runware.responses import ResultItem, dedupe
 from prefect_flux_erase.runware.retry import RetryPolicy
 from prefect_flux_erase.runware.stats import ClientStats, RetryEvent
-from prefect_flux_erase.runware.transport import ApiTransport, Exchange
+from prefect_flux_erase.runware.transport import ApiTransport
 
 __all__ = [
     "ClientStats",
@@ -60,8 +58,6 @@ __all__ = [
 ]
 
 DEFAULT_BASE_URL = "https://api.runware.ai/v1"
-# Account-wide refusals: no task of any batch can pass, so they are not bisected per task.
-_ACCOUNT_ERRORS = (AuthenticationError, InsufficientCreditsError)
 
 
 class RunwareClient:
@@ -173,90 +169,9 @@ class RunwareClient:
         size = self.max_tasks_per_request
         batches = [list(tasks[i : i + size]) for i in range(0, len(tasks), size)]
         outcomes: dict[str, TaskOutcome] = {}
-        for part in await asyncio.gather(*(self._submit_batch(b) for b in batches)):
+        for part in await asyncio.gather(*(submit_batch(self._transport, b) for b in batches)):
             outcomes.update(part)
         return outcomes
-
-    async def _submit_batch(self, tasks: list[ImageInferenceTask]) -> dict[str, TaskOutcome]:
-        outcomes: dict[str, TaskOutcome] = {}
-        spent = dict.fromkeys((t.task_uuid for t in tasks), 0)
-        pending = {t.task_uuid: t for t in tasks}
-        silent_rounds = throttled_rounds = 0
-        while pending:
-            ex = await self._transport.post([t.to_wire() for t in pending.values()], pending)
-            for u in pending:
-                spent[u] += ex.requests
-            if ex.error is not None:
-                for u in pending:
-                    outcomes[u] = TaskOutcome(u, "failed", error=ex.error, definite=False)
-                break
-            throttled: dict[str, ImageInferenceTask] = {}
-            unanswered: dict[str, ImageInferenceTask] = {}
-            throttle_error: RunwareError | None = None
-            for u, task in pending.items():
-                items, errors = ex.reply.for_task(u)
-                if errors:
-                    err = self._error(errors[0], ex)
-                    if isinstance(err, RateLimitError):
-                        throttled[u], throttle_error = task, err
-                    else:
-                        outcomes[u] = self._failed_or_conflict(u, err)
-                elif items:
-                    outcomes[u] = self._submitted(task, items)
-                else:
-                    unanswered[u] = task
-            unscoped = ex.unscoped_errors()
-            if unanswered and unscoped:
-                err = self._error(unscoped[0], ex)
-                if len(unanswered) == 1 or isinstance(err, _ACCOUNT_ERRORS):
-                    outcomes.update({u: self._failed_or_conflict(u, err) for u in unanswered})
-                else:
-                    # Rejected as a whole without naming a task: send each alone to find out.
-                    for part in await asyncio.gather(
-                        *(self._submit_batch([t]) for t in unanswered.values())
-                    ):
-                        outcomes.update(part)
-                unanswered = {}
-            elif unanswered and ex.status is not None and ex.status < 300:
-                # A 2xx that silently left tasks out: resend them (a repeat is a conflict).
-                silent_rounds += 1
-                if silent_rounds > self.retry_policy.max_retries:
-                    missing = TransportError("no reply for the task", code="noReply")
-                    outcomes.update(
-                        {
-                            u: TaskOutcome(u, "failed", error=missing, definite=False)
-                            for u in unanswered
-                        }
-                    )
-                    unanswered = {}
-            if throttled and throttle_error is not None:
-                if throttled_rounds >= self.retry_policy.max_retries:
-                    outcomes.update(
-                        {u: TaskOutcome(u, "failed", error=throttle_error) for u in throttled}
-                    )
-                    throttled = {}
-                else:
-                    await self._transport.pause(throttled_rounds, throttle_error)
-                    throttled_rounds += 1
-            pending = {**throttled, **unanswered}
-        for u, outcome in outcomes.items():
-            outcome.requests += spent.get(u, 0)
-        return outcomes
-
-    def _submitted(self, task: ImageInferenceTask, items: list[ResultItem]) -> TaskOutcome:
-        finals = dedupe(i for i in items if i.is_final)
-        if len(finals) >= task.effective_number_results:
-            return TaskOutcome(task.task_uuid, "done", finals)
-        return TaskOutcome(task.task_uuid, "accepted", finals)
-
-    @staticmethod
-    def _failed_or_conflict(task_uuid: str, err: RunwareError) -> TaskOutcome:
-        if isinstance(err, ConflictTaskUUIDError):
-            return TaskOutcome(task_uuid, "conflict", error=err)
-        return TaskOutcome(task_uuid, "failed", error=err)
-
-    def _error(self, obj: ErrorObject, ex: Exchange) -> RunwareError:
-        return self._transport.error(obj, http_status=ex.status, retry_after=ex.retry_after)
 
     # -- polling ------------------------------------------------------------------------------
 
@@ -284,6 +199,7 @@ class RunwareClient:
         deadline = loop.time() + (policy.timeout if timeout is None else timeout)
         trackers = {u: PollTracker(u, max(1, n)) for u, n in expected.items()}
         size = self.max_tasks_per_request
+        read_timeout = self._timeout.read or policy.timeout
         for rounds, wait in enumerate(policy.delays()):
             pending = [t for t in trackers.values() if not t.finished]
             remaining = deadline - loop.time()
@@ -291,42 +207,13 @@ class RunwareClient:
                 break
             await asyncio.sleep(max(0.0, min(wait, remaining)))
             batches = [pending[i : i + size] for i in range(0, len(pending), size)]
-            await asyncio.gather(*(self._poll_batch(b, deadline) for b in batches))
+            await asyncio.gather(
+                *(
+                    poll_batch(self._transport, b, deadline=deadline, read_timeout=read_timeout)
+                    for b in batches
+                )
+            )
         return {u: t.outcome() for u, t in trackers.items()}
-
-    async def _poll_batch(self, trackers: list[PollTracker], deadline: float) -> None:
-        loop = asyncio.get_running_loop()
-        # Each poll POST is capped by the remaining budget (as runware-sdk does), at least 1 s.
-        budget = max(1.0, deadline - loop.time())
-        read_timeout = self._timeout.read or budget
-        ex = await self._transport.post(
-            [GetResponseTask(task_uuid=t.task_uuid).to_wire() for t in trackers],
-            [t.task_uuid for t in trackers],
-            request_timeout=min(read_timeout, budget),
-            deadline=deadline,
-        )
-        for t in trackers:
-            t.requests += ex.requests
-        if ex.error is not None:
-            for t in trackers:
-                t.last_fault = ex.error
-            return
-        silent: list[PollTracker] = []
-        for t in trackers:
-            items, errors = ex.reply.for_task(t.task_uuid)
-            t.add(items)
-            if errors:
-                t.fail(self._error(errors[0], ex))
-            elif not items:
-                silent.append(t)
-        unscoped = ex.unscoped_errors()
-        if silent and unscoped:
-            err = self._error(unscoped[0], ex)
-            if len(silent) == 1 or isinstance(err, _ACCOUNT_ERRORS):
-                for t in silent:
-                    t.fail(err)
-            else:
-                await asyncio.gather(*(self._poll_batch([t], deadline) for t in silent))
 
     # -- one task, end to end -----------------------------------------------------------------
 
@@ -392,7 +279,7 @@ class RunwareClient:
             raise ex.error
         items, errors = ex.reply.for_task(upload_uuid)
         if errors:
-            err = self._error(errors[0], ex)
+            err = self._transport.error(errors[0], http_status=ex.status)
             if not isinstance(err, ConflictTaskUUIDError):
                 raise err
             # Our retry reached a server that had stored the first attempt: read that one.
@@ -404,7 +291,7 @@ class RunwareClient:
             if item.image_uuid:
                 return item.image_uuid
         if ex.unscoped_errors():
-            raise self._error(ex.unscoped_errors()[0], ex)
+            raise self._transport.error(ex.unscoped_errors()[0], http_status=ex.status)
         raise TransportError("imageUpload reply carried no imageUUID", code="parseError")
 
     async def fetch_output(self, item: ResultItem) -> bytes:

@@ -217,8 +217,9 @@ class ApiTransport:
             reply = parse_reply(orjson.loads(response.content))
         except orjson.JSONDecodeError:
             reply = Reply(problems=["body is not JSON"])
-        if status >= 400 and not reply.errors:
-            # Synthesise what the SDK does for error bodies that carry no error object.
+        if status >= 300 and not reply.errors:
+            # Synthesise what the SDK does for error bodies that carry no error object (a 3xx
+            # too: redirects are not followed, so the Authorization header never moves hosts).
             code, text = (
                 ("invalidApiKey", "invalid API key") if status == 401 else ("httpError", "")
             )

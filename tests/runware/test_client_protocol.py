@@ -371,3 +371,30 @@ async def test_a_task_scoped_rate_limit_resends_only_that_task_after_backoff(
         assert client.stats.retries == 1
     assert {o.state for o in outcomes.values()} == {"done"}
     assert [t["taskUUID"] for t in json.loads(receiver.received[1].body)] == [b.task_uuid]
+
+
+async def test_a_redirect_is_a_permanent_error_and_is_not_followed(
+    new_client: NewClient, make_task: MakeTask, receiver: Receiver
+) -> None:
+    # Following it would carry the Authorization header to another host.
+    receiver.replies = [(301, {"Location": f"{receiver.url}/elsewhere"}, b"")]
+    task = make_task()
+    async with new_client(base_url=f"{receiver.url}/v1") as client:
+        outcome = (await client.submit([task]))[task.task_uuid]
+    assert isinstance(outcome.error, PermanentError)
+    assert (outcome.error.http_status, outcome.requests) == (301, 1)
+    assert [r.path for r in receiver.received] == ["/v1"]
+
+
+async def test_a_server_that_never_mentions_a_task_ends_in_an_indefinite_no_reply(
+    new_client: NewClient, make_task: MakeTask, receiver: Receiver
+) -> None:
+    receiver.respond = lambda got: _json(200, {"data": []})
+    task = make_task()
+    policy = RetryPolicy(base=0.001, jitter=0.0, max_retries=2)
+    async with new_client(base_url=receiver.url, retry_policy=policy) as client:
+        outcome = (await client.submit([task]))[task.task_uuid]
+    assert outcome.state == "failed"
+    assert isinstance(outcome.error, TransportError)
+    assert (outcome.error.code, outcome.definite, outcome.requests) == ("noReply", False, 3)
+    assert len(receiver.received) == 3
