@@ -139,7 +139,17 @@ class RunwareClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool (idempotent)."""
+        """Close the connection pool (idempotent; ``async with`` calls it for you).
+
+        Example:
+            ```python
+            client = RunwareClient(api_key)
+            try:
+                await client.run(task)
+            finally:
+                await client.aclose()
+            ```
+        """
         await self._transport.aclose()
 
     # -- submission ---------------------------------------------------------------------------

@@ -48,11 +48,21 @@ class Slot:
     outcome: str = "neutral"
 
     def rate_limited(self) -> None:
-        """The server said slow down (429 / rate-limit code): shrink the window."""
+        """The server said slow down (429 / rate-limit code): shrink the window.
+
+        Example:
+            >>> slot = Slot(epoch=0); slot.rate_limited(); slot.outcome
+            'rate_limited'
+        """
         self.outcome = "rate_limited"
 
     def succeeded(self) -> None:
-        """The request succeeded: let the window grow."""
+        """The request succeeded: let the window grow.
+
+        Example:
+            >>> slot = Slot(epoch=0); slot.succeeded(); slot.outcome
+            'success'
+        """
         self.outcome = "success"
 
 
@@ -116,7 +126,17 @@ class AdaptiveLimiter:
         return len(self._waiters)
 
     async def acquire(self) -> int:
-        """Wait for a slot; returns the epoch it was granted in (pass it to :meth:`release`)."""
+        """Wait for a slot; returns the epoch it was granted in (pass it to :meth:`release`).
+
+        Example:
+            ```python
+            epoch = await limiter.acquire()
+            try:
+                response = await send()
+            finally:
+                limiter.release(epoch, "success" if response.is_success else "neutral")
+            ```
+        """
         if self._in_flight < self.window and not self._waiters:
             self._in_flight += 1
             return self._epoch
@@ -134,7 +154,14 @@ class AdaptiveLimiter:
             raise
 
     def release(self, epoch: int, outcome: str = "neutral") -> None:
-        """Give a slot back, reporting ``"success"``, ``"rate_limited"`` or ``"neutral"``."""
+        """Give a slot back, reporting ``"success"``, ``"rate_limited"`` or ``"neutral"``.
+
+        Example:
+            >>> import asyncio
+            >>> limiter = AdaptiveLimiter(10)
+            >>> limiter.release(asyncio.run(limiter.acquire()), "rate_limited"); limiter.window
+            5
+        """
         self._in_flight -= 1
         if outcome == "rate_limited":
             if epoch == self._epoch:
@@ -147,7 +174,15 @@ class AdaptiveLimiter:
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[Slot]:
-        """Hold a slot for the duration of the block; report the outcome on the slot."""
+        """Hold a slot for the duration of the block; report the outcome on the slot.
+
+        Example:
+            ```python
+            async with limiter.slot() as slot:
+                if (await send()).status_code == 429:
+                    slot.rate_limited()
+            ```
+        """
         slot = Slot(await self.acquire())
         try:
             yield slot

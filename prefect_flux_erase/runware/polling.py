@@ -53,7 +53,14 @@ class PollPolicy:
             raise ValueError(f"multiplier must be >= 1; got {self.multiplier}")
 
     def delays(self) -> Iterator[float]:
-        """The waits before each poll: ``initial_delay``, then ``interval`` growing to the cap."""
+        """The waits before each poll: ``initial_delay``, then ``interval`` growing to the cap.
+
+        Example:
+            >>> from itertools import islice
+            >>> doubling = PollPolicy(initial_delay=2.0, interval=1.0, multiplier=2.0)
+            >>> list(islice(doubling.delays(), 4))
+            [2.0, 1.0, 2.0, 4.0]
+        """
         yield self.initial_delay
         current = min(self.interval, self.max_interval)
         while True:
@@ -86,18 +93,37 @@ class PollTracker:
         return self.error is not None or len(self.results) >= self.expected
 
     def add(self, items: Iterable[ResultItem]) -> None:
-        """Fold in a reply's items for this task; unfinished (processing) items are ignored."""
+        """Fold in a reply's items for this task; unfinished (processing) items are ignored.
+
+        Example:
+            >>> t = PollTracker("t", expected=1)
+            >>> t.add([ResultItem.model_validate({"taskUUID": "t", "status": "processing"})])
+            >>> t.finished
+            False
+        """
         for item in items:
             if item.is_final:
                 self.results.setdefault(item.dedupe_key, item)
 
     def fail(self, error: RunwareError) -> None:
-        """Record the task's failure (the first one wins)."""
+        """Record the task's failure (the first one wins).
+
+        Example:
+            >>> t = PollTracker("t", expected=1); t.fail(TransientError("late", code="x"))
+            >>> t.outcome().state
+            'failed'
+        """
         if self.error is None:
             self.error = error
 
     def outcome(self) -> TaskOutcome:
-        """The :class:`TaskOutcome` now: done, failed, or timeout if still unfinished."""
+        """The :class:`TaskOutcome` now: done, failed, or timeout if still unfinished.
+
+        Example:
+            >>> o = PollTracker("t", expected=1).outcome()
+            >>> o.state, o.error.code, o.definite
+            ('timeout', 'pollTimeout', False)
+        """
         results = list(self.results.values())
         if self.error is not None:
             return TaskOutcome(self.task_uuid, "failed", results, self.error, self.requests)

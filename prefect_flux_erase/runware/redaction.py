@@ -90,7 +90,14 @@ class RedactingLogFilter(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Redact the record in place and keep it."""
+        """Redact the record in place and keep it (always returns True).
+
+        Example:
+            >>> rec = logging.LogRecord("x", logging.INFO, "", 0, "at %s", ("https://h/?sig=z",),
+            ...                         None)
+            >>> RedactingLogFilter().filter(rec), rec.msg
+            (True, 'at https://h/?sig=REDACTED')
+        """
         try:
             message = record.getMessage()
         except Exception:  # a malformed record is not ours to drop

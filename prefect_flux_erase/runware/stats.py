@@ -59,7 +59,13 @@ class ClientStats:
     retry_events: deque[RetryEvent] = field(default_factory=lambda: deque(maxlen=RETRY_HISTORY))
 
     def record_retry(self, event: RetryEvent) -> None:
-        """Count a retry and remember its delay."""
+        """Count a retry and remember its delay.
+
+        Example:
+            >>> s = ClientStats(); s.record_retry(RetryEvent(0, 0.5, None, "httpError", 503))
+            >>> s.retries, s.retry_events[0].http_status
+            (1, 503)
+        """
         self.retries += 1
         self.retry_delays.append(event.delay)
         self.retry_events.append(event)

@@ -58,6 +58,13 @@ class Exchange:
 
     ``error`` is set when no usable answer came (transient faults outlasted the retries); the
     reply is then empty.
+
+    Example:
+        >>> from prefect_flux_erase.runware.responses import parse_reply
+        >>> ex = Exchange(400, parse_reply({"errors": [{"code": "invalidApiKey"}]}),
+        ...               task_uuids=frozenset({"t"}))
+        >>> [e.code for e in ex.unscoped_errors()]
+        ['invalidApiKey']
     """
 
     status: int | None
@@ -68,7 +75,13 @@ class Exchange:
     task_uuids: frozenset[str] = field(default_factory=frozenset)
 
     def unscoped_errors(self) -> list[ErrorObject]:
-        """Error objects that name no task of this request: they apply to all of it."""
+        """Error objects that name no task of this request: they apply to all of it.
+
+        Example:
+            ```python
+            for obj in exchange.unscoped_errors(): ...
+            ```
+        """
         return [e for e in self.reply.errors if e.task_uuid not in self.task_uuids]
 
 
@@ -133,7 +146,13 @@ class ApiTransport:
         return f"ApiTransport(url={redact_url(self.url)!r}, api_key=SecretStr('**********'))"
 
     def redact(self, text: str) -> str:
-        """Redact the API key and signed URLs from a message before it is surfaced or logged."""
+        """Redact the API key and signed URLs from a message before it is surfaced or logged.
+
+        Example:
+            ```python
+            transport.redact(f"rejected {key} for https://b/o?sig=abc")  # 'rejected *** for ...'
+            ```
+        """
         return redact_text(text, [self._secret])
 
     def error(
@@ -143,7 +162,13 @@ class ApiTransport:
         http_status: int | None = None,
         retry_after: float | None = None,
     ) -> RunwareError:
-        """The exception for an API error object, with its text redacted."""
+        """The exception for an API error object, with its text redacted.
+
+        Example:
+            ```python
+            err = transport.error(reply.errors[0], http_status=400)   # e.g. a PermanentError
+            ```
+        """
         raw: dict[str, Any] = obj.model_dump(by_alias=True, exclude_none=True)
         for key in ("message", "documentation"):
             if isinstance(raw.get(key), str):
@@ -151,7 +176,13 @@ class ApiTransport:
         return error_from_object(raw, http_status=http_status, retry_after=retry_after)
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool.
+
+        Example:
+            ```python
+            await transport.aclose()
+            ```
+        """
         await self.http.aclose()
 
     # -- API requests -------------------------------------------------------------------------
@@ -167,6 +198,12 @@ class ApiTransport:
         """POST a task array; retry whole-request transient faults; never raise RunwareError.
 
         ``deadline`` (event-loop time) stops retrying when the next wait would pass it.
+
+        Example:
+            ```python
+            exchange = await transport.post([task.to_wire()], [task.task_uuid])
+            items, errors = exchange.reply.for_task(task.task_uuid)
+            ```
         """
         body = orjson.dumps(list(payload))
         uuids = frozenset(task_uuids)
@@ -265,7 +302,13 @@ class ApiTransport:
     # -- output downloads ---------------------------------------------------------------------
 
     async def get_bytes(self, url: str) -> bytes:
-        """Download ``url`` (no API key sent), retrying transient faults; raise RunwareError."""
+        """Download ``url`` (no API key sent), retrying transient faults; raise RunwareError.
+
+        Example:
+            ```python
+            png = await transport.get_bytes(item.image_url)
+            ```
+        """
         try:
             content, _ = await self._retrying(lambda: self._get_once(url))
         except _Exhausted as exhausted:
@@ -329,7 +372,13 @@ class ApiTransport:
         return response
 
     async def pause(self, attempt: int, error: RunwareError) -> None:
-        """Wait before retry number ``attempt`` (0-based) after ``error``; record the delay."""
+        """Wait before retry number ``attempt`` (0-based) after ``error``; record the delay.
+
+        Example:
+            ```python
+            await transport.pause(0, RateLimitError("slow down", retry_after=1.5))  # >= 1.5 s
+            ```
+        """
         delay = self.policy.delay(attempt, error.retry_after)
         self._record_retry(attempt, delay, error)
         await asyncio.sleep(delay)
