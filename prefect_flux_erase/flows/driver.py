@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prefect.futures import PrefectFuture
-from prefect.utilities.annotations import quote
 
 from prefect_flux_erase.manifest import Shard
 from prefect_flux_erase.pipeline.config import ShardJob
@@ -57,11 +56,9 @@ def _start(
     stage: str, job: ShardJob, value: Any, events: queue.Queue[tuple[str, int, PrefectFuture[Any]]]
 ) -> None:
     shard_index = value.index if stage == "submit" else value.shard.index
-    # quote(): the task engine would otherwise walk every ticket looking for futures to resolve.
     stage_task: Any = {"submit": submit_erase, "poll": poll_erase, "upload": upload_erased}[stage]
-    future: PrefectFuture[Any] = stage_task.submit(
-        quote(job), value if stage == "submit" else quote(value)
-    )
+    # Plain values, not quote(): DaskTaskRunner does not unwrap quoted arguments.
+    future: PrefectFuture[Any] = stage_task.submit(job, value)
     future.add_done_callback(lambda f: events.put((stage, shard_index, f)))
 
 

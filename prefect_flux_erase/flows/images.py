@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import flow
 from prefect.client.schemas.objects import State
+from prefect.states import Failed
 
 from prefect_flux_erase.flows.manifest import erase_manifest
 from prefect_flux_erase.flows.summary import EraseSummary
@@ -118,4 +119,8 @@ def erase_images(
     if out_options is not None and options.get("storage_options") is None:
         options["storage_options"] = out_options
     state: State[Any] = erase_manifest(manifest, output, return_state=True, **options)
-    return state
+    if state.is_completed():
+        summary: EraseSummary = state.result()
+        return summary
+    # A fresh state: the subflow's own would be returned as a value, not adopted as the result.
+    return Failed(message=state.message)
