@@ -23,7 +23,7 @@ from prefect_flux_erase.runware.ids import task_uuid
 from prefect_flux_erase.runware.models import ImageInferenceTask
 from prefect_flux_erase.runware.responses import parse_reply
 from prefect_flux_erase.runware.retry import RetryPolicy
-from tests.runware.conftest import Canned, Received, Receiver
+from tests.runware.conftest import Canned, Receiver
 
 MakeTask = Callable[..., ImageInferenceTask]
 NewClient = Callable[..., RunwareClient]
@@ -250,18 +250,6 @@ async def test_error_reply_shapes(
     assert len(receiver.received) == 1
 
 
-async def test_non_json_401_is_invalid_api_key(
-    new_client: NewClient, make_task: MakeTask, receiver: Receiver
-) -> None:
-    receiver.replies = [(401, HTML, b"<html><body>Unauthorized</body></html>")]
-    task = make_task()
-    async with new_client(base_url=receiver.url) as client:
-        outcome = (await client.submit([task]))[task.task_uuid]
-    assert isinstance(outcome.error, AuthenticationError)
-    assert (outcome.error.code, outcome.error.http_status) == ("invalidApiKey", 401)
-    assert len(receiver.received) == 1
-
-
 async def test_non_json_400_is_a_permanent_http_error(
     new_client: NewClient, make_task: MakeTask, receiver: Receiver
 ) -> None:
@@ -285,61 +273,6 @@ async def test_non_json_2xx_is_a_transient_parse_error(
         assert client.stats.retries == 1
     assert isinstance(outcome.error, TransportError)
     assert (outcome.error.code, outcome.definite, outcome.requests) == ("parseError", False, 2)
-
-
-def _whole_array_server(bad: str, *, scoped: bool) -> Callable[[Received], Canned]:
-    """A server that rejects any array containing ``bad`` and answers the rest in reverse order."""
-
-    def respond(got: Received) -> Canned:
-        uuids = [t["taskUUID"] for t in json.loads(got.body)]
-        if bad in uuids:
-            error: dict[str, Any] = {
-                "code": "invalidMaskDimensions",
-                "message": "mask size differs",
-                "parameter": "inputs.mask",
-            }
-            if scoped:
-                error["taskUUID"] = bad
-            return _json(400, {"data": [], "errors": [error]})
-        return _json(200, {"data": [_item(u) for u in reversed(uuids)]})
-
-    return respond
-
-
-async def test_an_array_rejected_for_one_named_task_is_resent_without_it(
-    new_client: NewClient, make_task: MakeTask, receiver: Receiver
-) -> None:
-    a, bad, c = make_task(), make_task(), make_task()
-    receiver.respond = _whole_array_server(bad.task_uuid, scoped=True)
-    async with new_client(base_url=receiver.url) as client:
-        outcomes = await client.submit([a, bad, c])
-    assert (outcomes[a.task_uuid].state, outcomes[c.task_uuid].state) == ("done", "done")
-    assert outcomes[a.task_uuid].results[0].task_uuid == a.task_uuid
-    failed = outcomes[bad.task_uuid]
-    assert failed.state == "failed"
-    assert failed.error is not None
-    assert failed.error.parameter == "inputs.mask"
-    sent = [[t["taskUUID"] for t in json.loads(r.body)] for r in receiver.received]
-    assert sent == [[a.task_uuid, bad.task_uuid, c.task_uuid], [a.task_uuid, c.task_uuid]]
-    assert (outcomes[a.task_uuid].requests, failed.requests) == (2, 1)
-
-
-async def test_an_array_rejected_without_naming_a_task_is_split_to_find_it(
-    new_client: NewClient, make_task: MakeTask, receiver: Receiver
-) -> None:
-    a, bad, c = make_task(), make_task(), make_task()
-    receiver.respond = _whole_array_server(bad.task_uuid, scoped=False)
-    async with new_client(base_url=receiver.url) as client:
-        outcomes = await client.submit([a, bad, c])
-    assert {u: o.state for u, o in outcomes.items()} == {
-        a.task_uuid: "done",
-        bad.task_uuid: "failed",
-        c.task_uuid: "done",
-    }
-    assert outcomes[bad.task_uuid].error is not None
-    assert outcomes[bad.task_uuid].error.code == "invalidMaskDimensions"
-    sent = sorted(len(json.loads(r.body)) for r in receiver.received)
-    assert sent == [1, 1, 1, 3]
 
 
 async def test_a_2xx_that_leaves_a_task_out_resends_that_task(
@@ -398,3 +331,82 @@ async def test_a_server_that_never_mentions_a_task_ends_in_an_indefinite_no_repl
     assert isinstance(outcome.error, TransportError)
     assert (outcome.error.code, outcome.definite, outcome.requests) == ("noReply", False, 3)
     assert len(receiver.received) == 3
+
+
+# -- whole-array rejections and unscoped errors, from the emulator ----------------------------
+
+
+def _bad_mask_task(make_task: MakeTask) -> ImageInferenceTask:
+    good = make_task()
+    return make_task(inputs={"image": good.inputs.image, "mask": "not-an-image-at-all"})
+
+
+@pytest.mark.parametrize(("scoped", "requests"), [(True, 2), (False, 4)])
+async def test_an_array_rejected_for_one_task_is_resent_and_billed_once(
+    emu: EmulatorServer,
+    new_client: NewClient,
+    make_task: MakeTask,
+    scoped: bool,
+    requests: int,
+) -> None:
+    emu.configure(batch_rejection="whole", scoped_errors=scoped)
+    a, bad, c = make_task(), _bad_mask_task(make_task), make_task()
+    async with new_client() as client:
+        outcomes = await client.submit([a, bad, c])
+    assert {u: o.state for u, o in outcomes.items()} == {
+        a.task_uuid: "done",
+        bad.task_uuid: "failed",
+        c.task_uuid: "done",
+    }
+    error = outcomes[bad.task_uuid].error
+    assert isinstance(error, PermanentError)
+    assert error.parameter == "inputs.mask"
+    stats = emu.stats()
+    # Named: the array, then the two good tasks. Unnamed: the array, then each task alone.
+    assert stats["requests_total"] == requests
+    assert {u: e["count"] for u, e in stats["billed"].items()} == {a.task_uuid: 1, c.task_uuid: 1}
+
+
+async def test_an_unscoped_rejection_of_a_lone_bad_task_is_attributed_to_it(
+    emu: EmulatorServer, new_client: NewClient, make_task: MakeTask
+) -> None:
+    emu.configure(scoped_errors=False)
+    a, bad = make_task(), _bad_mask_task(make_task)
+    async with new_client() as client:
+        outcomes = await client.submit([a, bad])
+    assert (outcomes[a.task_uuid].state, outcomes[bad.task_uuid].state) == ("done", "failed")
+    assert emu.stats()["requests_total"] == 1
+
+
+async def test_a_conflict_inside_a_rejected_array_does_not_lose_the_new_task(
+    emu: EmulatorServer, new_client: NewClient, make_task: MakeTask
+) -> None:
+    emu.configure(batch_rejection="whole")
+    old, new = make_task(deliveryMethod="async"), make_task(deliveryMethod="async")
+    async with new_client() as client:
+        await client.submit([old])
+        outcomes = await client.submit([old, new])
+        assert (outcomes[old.task_uuid].state, outcomes[new.task_uuid].state) == (
+            "conflict",
+            "accepted",
+        )
+        polled = await client.poll({old.task_uuid: 1, new.task_uuid: 1})
+    assert {o.state for o in polled.values()} == {"done"}
+    billed = {u: e["count"] for u, e in emu.stats()["billed"].items()}
+    assert billed == {old.task_uuid: 1, new.task_uuid: 1}
+
+
+async def test_an_html_401_from_the_emulator_is_invalid_api_key(
+    emu: EmulatorServer, new_client: NewClient, make_task: MakeTask
+) -> None:
+    emu.configure(api_keys=frozenset({"rk-the-right-key"}), auth_error_body="html")
+    task = make_task()
+    async with new_client(api_key="rk-a-wrong-key") as client:
+        outcome = (await client.submit([task]))[task.task_uuid]
+    assert isinstance(outcome.error, AuthenticationError)
+    assert (outcome.error.code, outcome.error.http_status, outcome.requests) == (
+        "invalidApiKey",
+        401,
+        1,
+    )
+    assert emu.stats()["requests_total"] == 1
