@@ -8,18 +8,19 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
 from prefect_flux_erase.emulator import EmulatorServer
 from prefect_flux_erase.engine.imageio import decode_image
-from prefect_flux_erase.runware.client import RunwareClient
+from prefect_flux_erase.runware.client import RunwareClient, run_sync
 from prefect_flux_erase.runware.errors import PermanentError
 from prefect_flux_erase.runware.media import sniff_mime
 from prefect_flux_erase.runware.models import ImageInferenceTask
 from prefect_flux_erase.runware.responses import parse_reply
-from tests.runware.conftest import PHOTO_SIZE, Photo, Receiver
+from tests.runware.conftest import FAST_POLL, PHOTO_SIZE, Photo, Receiver
 
 MakeTask = Callable[..., ImageInferenceTask]
 NewClient = Callable[..., RunwareClient]
@@ -259,3 +260,31 @@ async def test_a_submission_of_nothing_sends_nothing(
         assert await client.submit([]) == {}
         assert await client.poll({}) == {}
     assert emu.stats()["requests_total"] == 0
+
+
+def test_run_sync_wraps_the_async_client(emu: EmulatorServer, make_task: MakeTask) -> None:
+    task = make_task(numberResults=2)
+    items = run_sync(task, "rk-test-key", base_url=emu.url, poll_policy=FAST_POLL)
+    assert {i.task_uuid for i in items} == {task.task_uuid}
+    assert len(items) == 2
+
+
+class CountingTransport(httpx.AsyncHTTPTransport):
+    """A real HTTP transport that counts what it sends (to prove the client uses it)."""
+
+    sent = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent += 1
+        return await super().handle_async_request(request)
+
+
+async def test_an_injected_httpx_transport_carries_every_request(
+    emu: EmulatorServer, new_client: NewClient, make_task: MakeTask
+) -> None:
+    transport = CountingTransport()
+    async with new_client(transport=transport) as client:
+        (item,) = await client.run(make_task(deliveryMethod="async"))
+        await client.fetch_output(item)
+    assert transport.sent == emu.stats()["requests_total"] == 3  # submit, poll, download
+    assert transport.sent == client.stats.requests

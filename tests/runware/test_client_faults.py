@@ -256,3 +256,16 @@ async def test_polling_an_unknown_task_fails_it_without_retrying(
     assert isinstance(outcome.error, TaskNotFoundError)
     assert (outcome.error.code, outcome.requests) == ("taskFailedOrNotFound", 1)
     assert emu.stats()["requests_total"] == 1
+
+
+async def test_a_sync_request_past_the_servers_window_is_collected_by_polling(
+    emu: EmulatorServer, new_client: NewClient, make_task: MakeTask
+) -> None:
+    # RUNWARE_API §11 #8: the server gives up waiting (504) while the task keeps running.
+    emu.configure(sync_timeout=0.05, latency=0.3)
+    task = make_task(deliveryMethod="sync")
+    async with new_client() as client:
+        (item,) = await client.run(task)
+        assert client.stats.statuses[504] == 1
+    assert item.task_uuid == task.task_uuid
+    assert _charges(emu) == {task.task_uuid: 1}
