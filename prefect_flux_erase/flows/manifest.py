@@ -14,7 +14,11 @@ from prefect_flux_erase.blocks.settings import FluxEraseSettings
 from prefect_flux_erase.flows.driver import drive_shards
 from prefect_flux_erase.flows.progress import Progress, current_listener, report_progress
 from prefect_flux_erase.flows.summary import EraseSummary, ProgressArtifact, publish_summary
-from prefect_flux_erase.flows.validation import check_run_options, resolve_credentials
+from prefect_flux_erase.flows.validation import (
+    check_concurrency_limit,
+    check_run_options,
+    resolve_credentials,
+)
 from prefect_flux_erase.manifest import ManifestSpec, plan_manifest
 from prefect_flux_erase.pipeline.config import ShardJob, compute_run_key
 from prefect_flux_erase.pipeline.shard import ShardReport
@@ -120,6 +124,8 @@ def erase_manifest(
         max_failed_fraction=max_failed_fraction,
     )
     credentials = resolve_credentials(backend, credentials)
+    if backend == "runware":
+        check_concurrency_limit(concurrency_limit, concurrency)
     output = output.rstrip("/") or output
     out_options = output_storage_options if output_storage_options is not None else storage_options
     spec = ManifestSpec(

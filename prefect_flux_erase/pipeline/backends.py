@@ -31,6 +31,7 @@ from prefect_flux_erase.runware.errors import (
     InsufficientCreditsError,
     RunwareError,
 )
+from prefect_flux_erase.runware.polling import PollPolicy
 from prefect_flux_erase.runware.redaction import redact_text
 
 if TYPE_CHECKING:
@@ -41,6 +42,12 @@ if TYPE_CHECKING:
     from prefect_flux_erase.runware.client import RunwareClient
     from prefect_flux_erase.runware.outcomes import TaskOutcome
     from prefect_flux_erase.runware.responses import ResultItem
+
+#: Polling of a shard: one getResponse request carries up to 32 tasks, so polling a whole
+#: shard early and often is cheap, and a finished row should not wait a second to be seen.
+PIPELINE_POLL_POLICY = PollPolicy(
+    initial_delay=0.2, interval=0.25, multiplier=1.5, max_interval=5.0
+)
 
 #: Writes one output's bytes to its final place: (ticket, result index, bytes) -> URI.
 Store = Callable[[RowTicket, int, bytes], Awaitable[str]]
@@ -132,9 +139,10 @@ class RunwareBackend:
         self._secret = (
             credentials.api_key.get_secret_value() if credentials.api_key is not None else None
         )
-        options: dict[str, Any] = {"max_connections": job.concurrency}
-        if job.poll_policy is not None:
-            options["poll_policy"] = job.poll_policy
+        options: dict[str, Any] = {
+            "max_connections": job.concurrency,
+            "poll_policy": job.poll_policy or PIPELINE_POLL_POLICY,
+        }
         if job.retry_policy is not None:
             options["retry_policy"] = job.retry_policy
         self._client = client or credentials.get_client(**options)

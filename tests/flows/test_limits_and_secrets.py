@@ -1,0 +1,92 @@
+"""A global concurrency limit caps the run's requests; the API key never leaves the client."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+
+from prefect_flux_erase.emulator import EmulatorServer
+from prefect_flux_erase.flows import erase_manifest
+from tests.tasks.builders import write_bad_inputs, write_inputs, write_manifest
+from tests.tasks.jobs import FAST_POLL, FAST_RETRY, TEST_KEY, credentials_for
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def test_global_concurrency_limit_is_taken_and_given_back(
+    tmp_path: Path, emu: EmulatorServer
+) -> None:
+    manifest = write_manifest(f"{tmp_path}/m.parquet", write_inputs(str(tmp_path), 4))
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(
+            GlobalConcurrencyLimitCreate(name="flux-erase-test-api", limit=8)
+        )
+
+    summary = erase_manifest(
+        manifest,
+        f"{tmp_path}/out",
+        backend="runware",
+        credentials=credentials_for(emu.url),
+        key_column="row_key",
+        shard_size=2,
+        concurrency=4,
+        concurrency_limit="flux-erase-test-api",
+        poll_policy=FAST_POLL,
+        retry_policy=FAST_RETRY,
+        report=False,
+    )
+
+    assert summary.succeeded == 4
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name("flux-erase-test-api")
+    assert limit.active_slots == 0  # every stage released what it occupied
+
+    too_small = erase_manifest(
+        manifest,
+        f"{tmp_path}/out2",
+        backend="runware",
+        credentials=credentials_for(emu.url),
+        key_column="row_key",
+        concurrency=16,
+        concurrency_limit="flux-erase-test-api",
+        report=False,
+        return_state=True,
+    )
+    assert too_small.is_failed()
+    assert "above the global concurrency limit 'flux-erase-test-api' (8 slots)" in str(
+        too_small.result(raise_on_failure=False)
+    )
+
+
+def test_api_key_is_not_in_logs_results_or_artifacts(
+    tmp_path: Path, emu: EmulatorServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    rows = write_inputs(str(tmp_path), 2) + write_bad_inputs(str(tmp_path))[:2]
+    manifest = write_manifest(f"{tmp_path}/m.parquet", rows)
+    caplog.set_level(logging.DEBUG)
+
+    summary = erase_manifest(
+        manifest,
+        f"{tmp_path}/out",
+        backend="runware",
+        credentials=credentials_for(emu.url),
+        key_column="row_key",
+        max_failed_fraction=1.0,
+        poll_policy=FAST_POLL,
+        retry_policy=FAST_RETRY,
+    )
+
+    assert summary.failed == 2
+    assert TEST_KEY not in caplog.text
+    assert TEST_KEY not in repr(summary)
+    assert TEST_KEY not in str(pq.read_table(f"{tmp_path}/out/results.parquet").to_pylist())
+    assert TEST_KEY not in (tmp_path / "out" / "report.html").read_text()
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts()
+    assert artifacts
+    assert all(TEST_KEY not in f"{a.data} {a.description}" for a in artifacts)
