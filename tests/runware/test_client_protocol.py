@@ -3,11 +3,16 @@ otherwise as captured bodies served by a real loopback HTTP server."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from prefect_flux_erase.emulator import EmulatorServer
 from prefect_flux_erase.runware.client import RunwareClient
@@ -106,23 +111,43 @@ async def test_ack_and_poll_item_variants_are_understood(
     assert len(outcome.results) == 2
 
 
-async def test_cumulative_poll_replies_with_progress_are_deduplicated(
-    emu: EmulatorServer, new_client: NewClient, make_task: MakeTask
+@pytest.mark.parametrize("result_index", [True, False])
+async def test_cumulative_poll_replies_are_deduplicated(
+    emu: EmulatorServer, new_client: NewClient, make_task: MakeTask, result_index: bool
 ) -> None:
-    emu.configure(latency=(0.0, 0.15), emit_result_index=True, emit_seed=True)
+    # The first generation finishes at once, the others wait for the gate: polls in between
+    # repeat the finished one (cumulative replies) next to "processing" items with progress.
+    gate = threading.Event()
+    calls = itertools.count()
+
+    def engine(
+        rgb: NDArray[np.uint8], mask: NDArray[np.bool_], dilate: int, seed: int
+    ) -> NDArray[np.uint8]:
+        if next(calls) > 0:
+            gate.wait(30)
+        return rgb
+
+    emu.configure(engine=engine, emit_result_index=result_index, emit_seed=True)
     task = make_task(deliveryMethod="async", numberResults=4)
-    async with new_client() as client:
-        await client.submit([task])
-        outcome = (await client.poll({task.task_uuid: 4}))[task.task_uuid]
+    try:
+        async with new_client() as client:
+            await client.submit([task])
+            polling = asyncio.create_task(client.poll({task.task_uuid: 4}))
+            for _ in range(2000):  # until two polls have seen the first result alone
+                if emu.stats()["requests_by_task_type"].get("getResponse", 0) >= 3:
+                    break
+                await asyncio.sleep(0.005)
+            gate.set()
+            outcome = (await polling)[task.task_uuid]
+    finally:
+        gate.set()
+        emu.wait_idle()
     assert outcome.state == "done"
-    assert sorted(r.result_index for r in outcome.results if r.result_index is not None) == [
-        0,
-        1,
-        2,
-        3,
-    ]
+    assert outcome.requests >= 4
+    assert len({r.image_uuid for r in outcome.results}) == len(outcome.results) == 4
+    if result_index:
+        assert sorted(r.result_index or 0 for r in outcome.results) == [0, 1, 2, 3]
     assert all(isinstance(r.seed, int) for r in outcome.results)
-    assert outcome.requests >= 2  # several polls: the replies were cumulative, yet 4 results
 
 
 @pytest.mark.parametrize(("status", "code"), [(200, "taskFailedOrNotFound"), (404, "taskNotFound")])
