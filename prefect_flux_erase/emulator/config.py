@@ -48,6 +48,8 @@ class EmulatorConfig(BaseModel):
     Example:
         >>> EmulatorConfig(api_keys={"k1"}).accepts_key("k1"), EmulatorConfig().accepts_key("")
         (True, False)
+        >>> "k1" in repr(EmulatorConfig(api_keys={"k1"}))
+        False
     """
 
     model_config = ConfigDict(
@@ -66,7 +68,9 @@ class EmulatorConfig(BaseModel):
 
     # --- authentication (§1, §11 #20) --------------------------------------------------------
     api_keys: frozenset[str] | None = Field(
-        default=None, description="Accepted keys; None accepts any non-empty key."
+        default=None,
+        repr=False,  # keys never appear in a repr, a log line or an error message
+        description="Accepted keys; None accepts any non-empty key.",
     )
     auth_precedence: Literal["bearer", "payload"] = Field(
         default="bearer", description="Which key wins when both auth forms are sent (§11 #20)."
