@@ -71,7 +71,14 @@ def bearer_key(request: Request) -> str | None:
 
 
 async def reset_connection(request: Request) -> None:
-    """Close the client's connection abruptly (TCP RST), without any HTTP response."""
+    """Close the client's connection abruptly (TCP RST), without any HTTP response.
+
+    Example:
+        ```python
+        await reset_connection(request)  # the client's httpx raises ReadError
+        return Response(status_code=204)  # never sent: the connection is gone
+        ```
+    """
     transport = request.scope.get("extensions", {}).get(TRANSPORT_KEY)
     if transport is None:
         raise RuntimeError("connection resets need the emulator's server (emulator.server)")
@@ -134,7 +141,14 @@ async def _post_fault(
 
 
 def create_app(backend: EmulatorBackend) -> Starlette:
-    """Build the Starlette app that serves ``backend``."""
+    """Build the Starlette app that serves ``backend``.
+
+    Example:
+        >>> from prefect_flux_erase.emulator.config import EmulatorConfig
+        >>> app = create_app(EmulatorBackend(EmulatorConfig()))
+        >>> sorted({r.path for r in app.routes})[:3]
+        ['/_emulator/clock', '/_emulator/config', '/_emulator/faults']
+    """
 
     async def v1(request: Request) -> Response:
         # Count into the stats of the moment the request arrived: a reset during a slow or

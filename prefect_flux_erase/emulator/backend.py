@@ -60,7 +60,20 @@ def request_kind(body: Any) -> RequestKind:
 
 
 class EmulatorBackend:
-    """State (tasks, images, ledger, stats) and the rules that answer each task type."""
+    """State (tasks, images, ledger, stats) and the rules that answer each task type.
+
+    Example:
+        >>> import asyncio
+        >>> async def ping():
+        ...     backend = EmulatorBackend(EmulatorConfig())
+        ...     await backend.start()
+        ...     try:
+        ...         return await backend.handle([{"taskType": "ping"}], bearer="any-key")
+        ...     finally:
+        ...         await backend.close()
+        >>> asyncio.run(ping())
+        (200, {'data': [{'taskType': 'ping', 'pong': True}]})
+    """
 
     def __init__(self, config: EmulatorConfig, clock: Clock | None = None) -> None:
         self.initial_config = config

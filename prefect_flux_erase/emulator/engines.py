@@ -42,7 +42,15 @@ def _by_keyword(engine: Callable[..., Any]) -> EngineFn:
 
 
 class EngineUnavailableError(RuntimeError):
-    """The configured engine cannot be loaded (for example the local engine is not installed)."""
+    """The configured engine cannot be loaded (for example the local engine is not installed).
+
+    Example:
+        >>> try:
+        ...     resolve_engine("gpu")  # type: ignore[arg-type]
+        ... except EngineUnavailableError as exc:
+        ...     "unknown engine" in str(exc)
+        True
+    """
 
 
 def resolve_engine(spec: str | EngineFn) -> EngineFn:

@@ -38,7 +38,15 @@ NO_FAULT: Final = "none"
 
 
 class FaultInjector:
-    """Seeded fault decisions; ``script`` queues deterministic faults for the next requests."""
+    """Seeded fault decisions; ``script`` queues deterministic faults for the next requests.
+
+    Example:
+        >>> injector = FaultInjector(seed=1)
+        >>> injector.draw("submit", {"http_503": 1.0}, {"submit"})
+        'http_503'
+        >>> injector.draw("download", {"http_503": 1.0}, {"submit"}) is None  # not a target
+        True
+    """
 
     def __init__(self, seed: int) -> None:
         self._rng = random.Random(seed)

@@ -36,7 +36,15 @@ def input_error_code(parameter: str) -> str:
 
 
 class InputResolver:
-    """Resolves input strings against the network and the emulator's own store."""
+    """Resolves input strings against the network and the emulator's own store.
+
+    Example:
+        >>> from prefect_flux_erase.emulator.store import Clock, ImageStore
+        >>> store, uuid = ImageStore(Clock()), "3f9a3c3e-2b7e-4a51-9d1b-6d6f0a2f8e11"
+        >>> _ = store.put(uuid, b"png", "image/png", "png", ttl=60)
+        >>> InputResolver(store).lookup(uuid, "inputs.image", accept_media=True)
+        b'png'
+    """
 
     def __init__(self, store: ImageStore, root: str | None = None) -> None:
         self.store = store

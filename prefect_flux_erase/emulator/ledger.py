@@ -25,7 +25,13 @@ class _TaskCharges:
 
 
 class Ledger:
-    """Charges per task and in total, in USD."""
+    """Charges per task and in total, in USD.
+
+    Example:
+        >>> ledger = Ledger(); _ = ledger.charge("task", "image", 0.03)
+        >>> ledger.charged("task"), ledger.results_billed
+        ((1, 0.03), 1)
+    """
 
     def __init__(self) -> None:
         self._tasks: dict[str, _TaskCharges] = {}

@@ -88,7 +88,14 @@ def _remember(
 async def prepare_image_upload(
     backend: EmulatorBackend, raw: Mapping[str, Any], *, dry_run: bool
 ) -> Prepared:
-    """Validate an ``imageUpload``; committing stores the image and answers its UUID and URL."""
+    """Validate an ``imageUpload``; committing stores the image and answers its UUID and URL.
+
+    Example:
+        ```python
+        prepared = await prepare_image_upload(backend, raw_task, dry_run=False)
+        outcome = await prepared.commit()  # outcome.data[0]["imageUUID"] is reusable as input
+        ```
+    """
     task = parse_image_upload(raw)
     uuid = task.task_uuid
     backend.claim(uuid, "imageUpload")
@@ -124,7 +131,16 @@ async def prepare_image_upload(
 async def prepare_media_storage(
     backend: EmulatorBackend, raw: Mapping[str, Any], *, dry_run: bool
 ) -> Prepared:
-    """Validate a ``mediaStorage`` upload or delete; committing performs it."""
+    """Validate a ``mediaStorage`` upload or delete; committing performs it.
+
+    Example:
+        ```python
+        raw = {"taskType": "mediaStorage", "taskUUID": uuid4, "operation": "upload",
+               "media": data_uri}
+        (await (await prepare_media_storage(backend, raw, dry_run=False)).commit()).data
+        # [{"taskType": "mediaStorage", ..., "mediaUUID": ..., "mediaURL": ...}]
+        ```
+    """
     req = parse_media_storage(raw)
     uuid = req.task_uuid
     base = {"taskType": "mediaStorage", "taskUUID": uuid, "operation": req.operation}

@@ -61,7 +61,12 @@ _NESTED: Final[dict[str, type[BaseModel]]] = {
 
 
 class TaskRejected(Exception):
-    """A task (or the whole request) answered with an HTTP status and one API error object."""
+    """A task (or the whole request) answered with an HTTP status and one API error object.
+
+    Example:
+        >>> TaskRejected(400, {"code": "invalidTask", "message": "bad"}).status
+        400
+    """
 
     def __init__(self, status: int, error: dict[str, Any]) -> None:
         super().__init__(error.get("message", ""))
@@ -71,7 +76,12 @@ class TaskRejected(Exception):
 
 @dataclass(frozen=True)
 class Credentials:
-    """The API key a request carries, and which form carried it (``bearer`` or ``payload``)."""
+    """The API key a request carries, and which form carried it (``bearer`` or ``payload``).
+
+    Example:
+        >>> Credentials(key=None, form=None).key is None
+        True
+    """
 
     key: str | None
     form: str | None
@@ -207,7 +217,12 @@ def parse_image_upload(raw: Mapping[str, Any]) -> ImageUploadTask:
 
 @dataclass(frozen=True)
 class MediaStorageRequest:
-    """A ``mediaStorage`` task: ``upload`` (media = URL, data URI or base64) or ``delete``."""
+    """A ``mediaStorage`` task: ``upload`` (media = URL, data URI or base64) or ``delete``.
+
+    Example:
+        >>> MediaStorageRequest(task_uuid="u", operation="delete", media="m").operation
+        'delete'
+    """
 
     task_uuid: str
     operation: str

@@ -44,7 +44,13 @@ def _with_transport(inner: ASGIApp, transport: asyncio.BaseTransport) -> ASGIApp
 
 
 class TransportAwareH11(H11Protocol):
-    """uvicorn's h11 protocol, plus TCP_NODELAY and the transport in every request's scope."""
+    """uvicorn's h11 protocol, plus TCP_NODELAY and the transport in every request's scope.
+
+    Example:
+        ```python
+        uvicorn.Config(app, http=TransportAwareH11)  # the fallback when httptools is missing
+        ```
+    """
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         _nodelay(transport)

@@ -38,6 +38,13 @@ class Prepared:
 
     ``commit()`` accepts it and returns its part of the reply; ``release()`` forgets it (its
     taskUUID reservation) when the whole batch is rejected.
+
+    Example:
+        >>> import asyncio
+        >>> async def accept() -> Outcome:
+        ...     return Outcome(data=[{"taskType": "ping", "pong": True}])
+        >>> asyncio.run(Prepared(commit=accept).commit()).data
+        [{'taskType': 'ping', 'pong': True}]
     """
 
     commit: Callable[[], Awaitable[Outcome]]
@@ -46,7 +53,12 @@ class Prepared:
 
 @dataclass
 class Generation:
-    """One of the ``numberResults`` results of a task: its seed, output UUID and outcome."""
+    """One of the ``numberResults`` results of a task: its seed, output UUID and outcome.
+
+    Example:
+        >>> Generation(index=0, seed=7, image_uuid="i", latency=2.0).progress(now=1.0)
+        50
+    """
 
     index: int
     seed: int
@@ -66,7 +78,13 @@ class Generation:
 
 @dataclass
 class TaskRecord:
-    """An accepted task: inference generations, or the finished items of an upload task."""
+    """An accepted task: inference generations, or the finished items of an upload task.
+
+    Example:
+        >>> from prefect_flux_erase.emulator.config import EmulatorConfig
+        >>> TaskRecord(task_uuid="u", task_type="imageInference").ack(EmulatorConfig())
+        {'taskType': 'imageInference', 'taskUUID': 'u'}
+    """
 
     task_uuid: str
     task_type: str

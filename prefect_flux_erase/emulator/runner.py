@@ -94,7 +94,14 @@ def safety_enabled(spec: ImageInferenceTask) -> bool:
 def result_item(
     backend: EmulatorBackend, record: TaskRecord, gen: Generation, data: bytes
 ) -> dict[str, Any]:
-    """The §3 item of one finished result (without ``status``, which replies add)."""
+    """The §3 item of one finished result (without ``status``, which replies add).
+
+    Example:
+        ```python
+        result_item(backend, record, gen, jpeg_bytes)
+        # {"taskType": "imageInference", "taskUUID": ..., "imageUUID": ..., "imageURL": ...}
+        ```
+    """
     spec = record.spec
     assert spec is not None
     config = backend.config
@@ -123,7 +130,14 @@ def result_item(
 
 
 async def run_inference(backend: EmulatorBackend, record: TaskRecord) -> None:
-    """Run every generation of ``record`` concurrently, then mark it done."""
+    """Run every generation of ``record`` concurrently, then mark it done.
+
+    Example:
+        ```python
+        backend.spawn(run_inference(backend, record))
+        await record.done.wait()  # every generation is success or error; the ledger is updated
+        ```
+    """
     try:
         await asyncio.gather(*(_generate(backend, record, gen) for gen in record.generations))
     finally:

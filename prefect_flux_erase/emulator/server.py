@@ -81,7 +81,14 @@ async def serve(
     *,
     on_ready: Callable[[EmulatorBackend, uvicorn.Server], None] | None = None,
 ) -> None:
-    """Serve on an already bound socket until the uvicorn server is told to exit."""
+    """Serve on an already bound socket until the uvicorn server is told to exit.
+
+    Example:
+        ```python
+        sock = bind("127.0.0.1", 0)
+        asyncio.run(serve(EmulatorConfig(latency=0.2), sock, "127.0.0.1"))  # until SIGINT
+        ```
+    """
     backend = EmulatorBackend(config)
     backend.set_root(_root(sock, host))
     server = _uvicorn_server(backend)
@@ -95,7 +102,18 @@ async def serve(
 
 
 class EmulatorServer:
-    """A running emulator: its URLs, and thread-safe control of its backend."""
+    """A running emulator: its URLs, and thread-safe control of its backend.
+
+    Example:
+        ```python
+        with serve_in_thread(EmulatorConfig(seed=0)) as emu:
+            emu.configure(latency=(0.1, 0.3), faults={"http_429": 0.05})
+            emu.script_faults(["reset_after"])
+            ...                       # drive a client against emu.url
+            emu.wait_idle()           # background generations, webhooks and uploads done
+            assert emu.stats()["results_billed"] == 1
+        ```
+    """
 
     def __init__(
         self,

@@ -13,7 +13,12 @@ from typing import Any
 
 
 class Stats:
-    """Counts of everything observable from outside, reset with the emulator."""
+    """Counts of everything observable from outside, reset with the emulator.
+
+    Example:
+        >>> s = Stats(); s.task("imageInference"); s.snapshot()["requests_by_task_type"]
+        {'imageInference': 1}
+    """
 
     def __init__(self) -> None:
         self.requests_by_status: Counter[str] = Counter()

@@ -50,7 +50,12 @@ class Clock:
 
 @dataclass(frozen=True)
 class StoredImage:
-    """Encoded bytes of an image the emulator serves or accepts by UUID."""
+    """Encoded bytes of an image the emulator serves or accepts by UUID.
+
+    Example:
+        >>> StoredImage("u", b"x", "image/png", "png", expires_at=0.0, kind="upload").ext
+        'png'
+    """
 
     uuid: str
     data: bytes

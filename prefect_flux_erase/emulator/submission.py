@@ -48,6 +48,14 @@ def decode_inputs(
     """Decode the image and its mask with the project's one decoder (runs in a thread).
 
     Raises :class:`TaskRejected` (400) with the decoder's code and parameter.
+
+    Example:
+        >>> import io
+        >>> from PIL import Image
+        >>> buf = io.BytesIO(); Image.new("RGB", (300, 300)).save(buf, "PNG")
+        >>> image, mask = decode_inputs(buf.getvalue(), buf.getvalue(), min_side=256)
+        >>> image.size, mask.shape
+        ((300, 300), (300, 300))
     """
     try:
         image = decode_image(image_bytes, parameter="inputs.image", min_side=min_side)
@@ -71,7 +79,13 @@ def generation_seed(seed: int, task_uuid: str, index: int) -> int:
 
 
 def price_each(backend: EmulatorBackend, width: int, height: int) -> float:
-    """USD per result for an input of this size (plus the reference image when switched on)."""
+    """USD per result for an input of this size (plus the reference image when switched on).
+
+    Example:
+        ```python
+        price_each(backend, 1024, 1024)  # 0.03, or 0.034 with charge_reference_image=True
+        ```
+    """
     cost = result_cost(width, height)
     if backend.config.charge_reference_image:
         cost += EXTRA_MP_USD * megapixels(width, height)
@@ -102,6 +116,12 @@ async def prepare_inference(
     Raises :class:`TaskRejected` when the task cannot be accepted. The returned
     :class:`Prepared` accepts and answers it on ``commit()``; until then its taskUUID is only
     reserved, so a batch that is rejected as a whole leaves no trace (``release()``).
+
+    Example:
+        ```python
+        prepared = await prepare_inference(backend, raw_task, dry_run=False, fail_with=None)
+        outcome = await prepared.commit()  # 200 + the ack (async) or the results (sync)
+        ```
     """
     config = backend.config
     spec = parse_inference(raw, config)

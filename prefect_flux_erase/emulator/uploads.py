@@ -20,6 +20,11 @@ async def put_output(
 
     The returned text names the URL without its query string, because presigned URLs carry
     their signature there.
+
+    Example:
+        ```python
+        await put_output(client, presigned_url, png, "image/png", put_timeout=30)  # None: done
+        ```
     """
     shown = url.split("?", 1)[0]
     try:

@@ -49,7 +49,14 @@ def backoff_delays(config: EmulatorConfig, rng: random.Random) -> list[float]:
 
 
 class WebhookSender:
-    """Delivers webhook bodies over a shared HTTP client and counts the outcome in stats."""
+    """Delivers webhook bodies over a shared HTTP client and counts the outcome in stats.
+
+    Example:
+        ```python
+        sender = WebhookSender(httpx.AsyncClient(), Stats(), seed=0)
+        await sender.deliver("https://example.com/hook?token=t", item, EmulatorConfig())
+        ```
+    """
 
     def __init__(self, client: httpx.AsyncClient, stats: Stats, *, seed: int) -> None:
         self.client = client
