@@ -163,7 +163,8 @@ def ticket_for(row: ManifestRow, job: ShardJob) -> RowTicket:
         ```
     """
     upload: str | None = None
-    if job.upload_url_column:
+    # Only the API can PUT to a presigned URL; the local engine writes under the output root.
+    if job.upload_url_column and job.backend == "runware":
         value = (row.values or {}).get(job.upload_url_column)
         if isinstance(value, str) and value.strip():
             upload = value.strip()
