@@ -88,5 +88,10 @@ def test_api_key_is_not_in_logs_results_or_artifacts(
     assert TEST_KEY not in (tmp_path / "out" / "report.html").read_text()
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts()
-    assert artifacts
+    mine = {a.key: a for a in artifacts if a.key and a.key.endswith(summary.run_key[:12])}
+    prefix = "flux-erase-{}-" + summary.run_key[:12]
+    assert {prefix.format(k) for k in ("progress", "summary", "failures", "report")} <= set(mine)
+    failures = mine[prefix.format("failures")]
+    assert "inputNotFound" in str(failures.data)
+    assert mine[prefix.format("report")].data.endswith("/out/report.html)")
     assert all(TEST_KEY not in f"{a.data} {a.description}" for a in artifacts)
