@@ -304,7 +304,8 @@ def erase_and_encode(
     """
     from prefect_flux_erase.engine.imageio import encode_image
 
-    out = resolve_engine(engine)(rgb, mask, dilate_pixels, seed)
+    # By keyword: the local engine takes dilate_pixels and seed keyword-only.
+    out = resolve_engine(engine)(rgb, mask, dilate_pixels=dilate_pixels, seed=seed)
     return encode_image(out, output_format, quality, alpha)
 
 
