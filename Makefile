@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 
-.PHONY: setup demo test lint typecheck check bench docs clean
+.PHONY: setup demo test lint typecheck check bench docs docs-serve screenshots clean
 
 setup: $(VENV)/.installed
 
@@ -21,13 +21,28 @@ test: setup
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: setup
-	$(VENV)/bin/ruff check prefect_flux_erase tests benchmarks examples
-	$(VENV)/bin/ruff format --check prefect_flux_erase tests benchmarks examples
+	$(VENV)/bin/ruff check prefect_flux_erase tests benchmarks examples docs/hooks
+	$(VENV)/bin/ruff format --check prefect_flux_erase tests benchmarks examples docs/hooks
 
 typecheck: setup
 	$(VENV)/bin/mypy prefect_flux_erase
 
 check: lint typecheck test
 
+# The documentation site: `mkdocs build --strict` fails on any broken link or reference.
+$(VENV)/.docs-installed: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install -q -e '.[docs]'
+	touch $@
+
+docs: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
+docs-serve: $(VENV)/.docs-installed
+	$(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000
+
+# Regenerate docs/images/report.png from a sample run (needs chromium).
+screenshots: setup
+	$(PY) -m tests.browser.screenshot docs/images/report.png
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site

@@ -114,10 +114,6 @@ PREFECT = _prefect_objects()
 #: XPASS here is the signal to remove it). A new public name without an example fails at once.
 KNOWN_GAPS = frozenset(
     {
-        "prefect_flux_erase.emulator.EmulatorBackend",
-        "prefect_flux_erase.emulator.EmulatorServer",
-        "prefect_flux_erase.emulator.EngineUnavailableError",
-        "prefect_flux_erase.emulator.serve",
         "prefect_flux_erase.runware.AuthenticationError",
         "prefect_flux_erase.runware.ConflictTaskUUIDError",
         "prefect_flux_erase.runware.ContentPolicyError",
