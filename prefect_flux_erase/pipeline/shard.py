@@ -27,12 +27,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
-from prefect_flux_erase.pipeline.backends import (
-    LocalBackend,
-    RunwareBackend,
-    Store,
-    open_backend,
-)
+from prefect_flux_erase.pipeline.backends import RunwareBackend, Store, open_backend
+from prefect_flux_erase.pipeline.local_backend import LocalBackend
 from prefect_flux_erase.pipeline.rows import PreparedRow, RowTicket, prepare_row, ticket_for
 from prefect_flux_erase.runware.errors import RunwareError
 from prefect_flux_erase.runware.media import ext_for_format

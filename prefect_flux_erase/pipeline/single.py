@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from prefect_flux_erase.engine.imageio import decode_image, decode_mask
-from prefect_flux_erase.pipeline.backends import erase_and_encode, resolve_engine, result_seed
+from prefect_flux_erase.pipeline.local_backend import erase_and_encode, resolve_engine, result_seed
 from prefect_flux_erase.pipeline.rows import row_dilate_pixels
 from prefect_flux_erase.runware.errors import InvalidOptionError
 from prefect_flux_erase.runware.ids import task_uuid
