@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,25 +61,28 @@ class DecodedImage:
         return int(self.rgb.shape[1]), int(self.rgb.shape[0])
 
 
+def _too_large(parameter: str, max_pixels: int) -> ImageInputError:
+    return ImageInputError(
+        "imageTooLarge",
+        f"{parameter}: the image has more than {max_pixels:,} pixels (a decompression bomb "
+        "or a very large image); downscale it before erasing",
+        parameter,
+    )
+
+
 def _open(data: bytes, parameter: str, max_pixels: int) -> Image.Image:
     if not data:
         raise ImageInputError("emptyInput", f"{parameter}: the file is empty (0 bytes)", parameter)
-    old = Image.MAX_IMAGE_PIXELS
+    # The size is checked from the header, before any pixel is decoded. Pillow's global
+    # MAX_IMAGE_PIXELS is left alone: changing it per call would race with decodes in other
+    # threads (the pipeline decodes rows concurrently). Pillow's own, higher, limit still applies.
     try:
-        Image.MAX_IMAGE_PIXELS = max_pixels
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            if img.width * img.height > max_pixels:
-                raise Image.DecompressionBombError("too many pixels")
+        img = Image.open(io.BytesIO(data))
+        too_large = img.width * img.height > max_pixels
+        if not too_large:
             img.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageInputError(
-            "imageTooLarge",
-            f"{parameter}: the image has more than {max_pixels:,} pixels (a decompression bomb "
-            "or a very large image); downscale it before erasing",
-            parameter,
-        ) from exc
+    except Image.DecompressionBombError as exc:
+        raise _too_large(parameter, max_pixels) from exc
     except UnidentifiedImageError as exc:
         raise ImageInputError(
             "invalidImage",
@@ -88,14 +90,14 @@ def _open(data: bytes, parameter: str, max_pixels: int) -> Image.Image:
             "provide a PNG, JPEG or WEBP file",
             parameter,
         ) from exc
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageInputError(
             "invalidImage",
             f"{parameter}: the image is truncated or corrupt ({exc}); re-export the file",
             parameter,
         ) from exc
-    finally:
-        Image.MAX_IMAGE_PIXELS = old
+    if too_large:
+        raise _too_large(parameter, max_pixels)
     return img
 
 
