@@ -27,13 +27,9 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from prefect_flux_erase.engine.patchfill import (
-    PatchFillSettings,
-    context_radius,
-    fill,
-    working_shape,
-)
+from prefect_flux_erase.engine import patchfill, pmfill
 from prefect_flux_erase.engine.regions import Crop, check_dilate_pixels, disc_kernel, plan_crops
+from prefect_flux_erase.engine.working import FillSettings, context_radius, working_shape
 
 
 @dataclass(frozen=True)
@@ -68,12 +64,22 @@ class LocalEraser:
         ('smooth', 5)
     """
 
-    patch: PatchFillSettings = field(default_factory=PatchFillSettings)
+    patch: FillSettings = field(default_factory=FillSettings)
+    #: The patch fill: ``"auto"`` (pypatchmatch where it loads, else Numba), ``"patchmatch"``
+    #: or ``"numba"``.
+    backend: Literal["auto", "patchmatch", "numba"] = "auto"
     #: Hole components that are mostly too narrow for a disc of this radius (px) to fit in are
     #: strokes (text, wires, scratches) and get the smooth fill: invisible at that width, while
     #: patches would only add noise. "Mostly": less than ``thick_fraction`` of their area.
     thin_radius: int = 4
     thick_fraction: float = 0.5
+
+    def _use_patchmatch(self) -> bool:
+        if self.backend == "numba":
+            return False
+        if self.backend == "patchmatch" and not pmfill.available():
+            raise RuntimeError("pypatchmatch is not installed or its native library did not load")
+        return pmfill.available()
 
     def _margin(self, radius: float) -> int:
         return context_radius(radius, self.patch) + self.patch.patch_radius + 2
@@ -121,6 +127,7 @@ class LocalEraser:
             method = "patch"
             shape = working_shape(crop.shape, self.patch)
             hole_left = hole & ~thick
+            fill = pmfill.fill if self._use_patchmatch() else patchfill.fill
             filled = fill(patch, thick, seed=seed, settings=self.patch, unknown=hole_left)
         if hole_left.any():
             smooth = cv2.inpaint(filled, hole_left.view(np.uint8), 3, cv2.INPAINT_TELEA)

@@ -1,13 +1,13 @@
-"""Coarse-to-fine patch fill of one crop: the part of the engine that invents background.
+"""Coarse-to-fine patch fill in Numba: the engine's back end where pypatchmatch is unavailable.
 
-The crop is shrunk to a bounded working size, then to a pyramid whose coarsest level makes the
-hole a few pixels wide. There the hole starts as a smooth (Telea) fill; at each finer level the
-nearest-neighbour field from the coarser level is upsampled, refined by PatchMatch, and the hole
-is rebuilt by patch voting (expectation-maximisation, Wexler et al. 2007). Sources come only
-from a ring of known pixels around the hole: nearby background is the likeliest match, and the
-search stays proportional to the hole. When the working size is below the crop's, the final
-field is carried to full resolution and full-resolution source pixels are copied, so the fill
-keeps the photo's own grain instead of an upscaled blur.
+pypatchmatch ships wheels for x86-64 Linux, arm64 macOS and x86-64 Windows only; elsewhere
+(Linux on ARM, for one) this fill keeps ``--backend local`` working with no compiler. It is the
+classic expectation-maximisation scheme (Wexler et al. 2007) on a pyramid whose coarsest level
+makes the hole a few pixels wide: the hole starts as a smooth (Telea) fill; at each finer level
+the nearest-neighbour field from the coarser level is upsampled and used to rebuild the hole
+from that level's own pixels, then refined by PatchMatch (:mod:`~prefect_flux_erase.engine.nnf`)
+and patch voting. Texture channels keep grainy and flat sources apart at coarse levels, and a
+small distance penalty prefers nearby sources. Its fills are softer than pypatchmatch's.
 
 Example:
     >>> import numpy as np
@@ -28,83 +28,7 @@ from numpy.typing import NDArray
 
 from prefect_flux_erase.engine import nnf as kernels
 from prefect_flux_erase.engine.transfer import transfer
-
-
-@dataclass(frozen=True)
-class PatchFillSettings:
-    """Tuning of the patch fill; the defaults are the ones the engine benchmark was run with.
-
-    Example:
-        >>> PatchFillSettings().patch_radius
-        3
-    """
-
-    #: Half-width of the compared patches (3 → 7 x 7).
-    patch_radius: int = 3
-    #: Pyramid depth: stop halving once the hole is at most this many pixels thick (radius).
-    coarse_hole_radius: float = 2.0
-    #: EM rounds (search + vote) at the coarsest and at the finest level; linear in between.
-    coarse_rounds: int = 6
-    fine_rounds: int = 2
-    #: PatchMatch sweeps per EM round.
-    sweeps: int = 2
-    #: Sources come from known pixels within max(min_context, context_factor x hole radius).
-    min_context: int = 24
-    context_factor: float = 3.0
-    #: Largest working crop, in pixels; larger crops are shrunk, then detail is carried back.
-    max_working_pixels: int = 320_000
-    #: Vote weight exp(-d / (2 s)), s = this percentile of the level's patch distances.
-    weight_percentile: float = 50.0
-    #: Weight of the texture channels (local mean |gradient|) next to RGB in patch distances.
-    texture_weight: float = 1.0
-    #: Weight of signed grey-level gradients (recomputed each round) in patch distances.
-    gradient_weight: float = 0.0
-    #: Weight of hole pixels (current guesses) vs known pixels (1) in patch distances.
-    hole_confidence: float = 0.5
-    #: Cost per squared pixel of distance between a target and its source (prefers nearby).
-    proximity: float = 0.0
-    #: Rebuild each finer level's first guess from its best patch rather than a patch mean.
-    sharp_upsample: bool = False
-    #: The finest level's last round takes each pixel from its best patch instead of a mean.
-    sharp_final: bool = True
-
-
-def context_radius(hole_radius: float, settings: PatchFillSettings) -> int:
-    """How far from the hole (pixels) sources may come from, for a hole of that thickness.
-
-    Example:
-        >>> context_radius(40.0, PatchFillSettings())
-        120
-    """
-    return int(max(settings.min_context, settings.context_factor * hole_radius))
-
-
-def working_shape(shape: tuple[int, int], settings: PatchFillSettings) -> tuple[int, int]:
-    """The (height, width) a crop of ``shape`` is filled at: shrunk to ``max_working_pixels``.
-
-    Example:
-        >>> working_shape((2000, 1000), PatchFillSettings(max_working_pixels=20_000))
-        (200, 100)
-    """
-    h, w = shape
-    scale = (settings.max_working_pixels / float(h * w)) ** 0.5
-    if scale >= 1.0:
-        return h, w
-    return max(1, int(h * scale)), max(1, int(w * scale))
-
-
-def hole_radius(hole: NDArray[np.bool_]) -> float:
-    """Half the thickness of the thickest part of ``hole`` (its largest inscribed radius).
-
-    Example:
-        >>> h = np.zeros((20, 20), bool); h[5:15, 5:15] = True
-        >>> hole_radius(h)
-        5.0
-    """
-    if not hole.any():
-        return 0.0
-    padded = np.pad(hole, 1).view(np.uint8)
-    return float(cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE).max())
+from prefect_flux_erase.engine.working import FillSettings, box_dilate, hole_radius, prepare
 
 
 def _halve(img: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -122,12 +46,6 @@ def _halve_any(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
     return np.ascontiguousarray(p[0::2, 0::2] | p[1::2, 0::2] | p[0::2, 1::2] | p[1::2, 1::2])
 
 
-def _box(mask: NDArray[np.bool_], r: int) -> NDArray[np.bool_]:
-    """Dilate by a (2r+1)-square: the centres whose patch touches ``mask``."""
-    k = np.ones((2 * r + 1, 2 * r + 1), np.uint8)
-    return np.asarray(cv2.dilate(mask.view(np.uint8), k), dtype=bool)
-
-
 @dataclass
 class _Level:
     img: NDArray[np.float32]
@@ -141,7 +59,7 @@ def _pyramid(
     hole: NDArray[np.bool_],
     ctx: NDArray[np.bool_],
     unknown: NDArray[np.bool_],
-    s: PatchFillSettings,
+    s: FillSettings,
 ) -> list[_Level]:
     levels = [_Level(img, hole, ctx, unknown)]
     radius = hole_radius(hole)
@@ -194,7 +112,7 @@ def _level_seed(seed: int, level: int, rnd: int) -> int:
 _Solved = tuple[_Level, NDArray[np.int32], NDArray[np.float32]]
 
 
-def _solve(levels: list[_Level], seed: int, s: PatchFillSettings) -> _Solved | None:
+def _solve(levels: list[_Level], seed: int, s: FillSettings) -> _Solved | None:
     """Run EM from the coarsest level to the finest: the finest level, its field and weights."""
     r = s.patch_radius
     nnf: NDArray[np.int32] | None = None
@@ -205,8 +123,8 @@ def _solve(levels: list[_Level], seed: int, s: PatchFillSettings) -> _Solved | N
         h, w = lv.hole.shape
         interior = np.zeros((h, w), bool)
         interior[r : h - r, r : w - r] = True
-        valid = lv.context & interior & ~_box(lv.hole | lv.unknown, r)
-        targets = _box(lv.hole, r) & interior
+        valid = lv.context & interior & ~box_dilate(lv.hole | lv.unknown, r)
+        targets = box_dilate(lv.hole, r) & interior
         if not valid.any() or not targets.any():
             return None
         if prev is None:
@@ -232,7 +150,7 @@ def _solve(levels: list[_Level], seed: int, s: PatchFillSettings) -> _Solved | N
             # bilinear upsample above is blurred, and matching against blur finds flat sources.
             tyy, txx = (a.astype(np.int32) for a in np.nonzero(targets))
             ones = np.ones((h, w), np.float32)
-            kernels.vote(lv.img, lv.hole, tyy, txx, field, ones, r, s.sharp_upsample)
+            kernels.vote(lv.img, lv.hole, tyy, txx, field, ones, r, False)
         ty, tx = (a.astype(np.int32) for a in np.nonzero(targets))
         sy, sx = (a.astype(np.int32) for a in np.nonzero(valid))
         dist = np.zeros((h, w), np.float32)
@@ -246,18 +164,8 @@ def _solve(levels: list[_Level], seed: int, s: PatchFillSettings) -> _Solved | N
             sweeps = s.sweeps + (2 if first else 0)
             # The first guess inside the coarsest hole is a smear: match on the known ring.
             cf = np.where(lv.hole, np.float32(0.05), conf) if first else conf
-            search_img = lv.img
-            if s.gradient_weight > 0:
-                grey = lv.img[:, :, :3].mean(axis=2, dtype=np.float32)
-                gy_, gx_ = np.gradient(grey)
-                search_img = np.ascontiguousarray(
-                    np.concatenate(
-                        [lv.img, (s.gradient_weight * np.stack([gx_, gy_], 2)).astype(np.float32)],
-                        axis=2,
-                    )
-                )
             kernels.search(
-                search_img,
+                lv.img,
                 np.ascontiguousarray(cf, np.float32),
                 ty,
                 tx,
@@ -289,7 +197,7 @@ def fill(
     hole: NDArray[np.bool_],
     *,
     seed: int = 0,
-    settings: PatchFillSettings | None = None,
+    settings: FillSettings | None = None,
     radius: float | None = None,
     unknown: NDArray[np.bool_] | None = None,
 ) -> NDArray[np.uint8]:
@@ -304,34 +212,19 @@ def fill(
         >>> int(fill(rgb, hole)[20, 20, 0])
         90
     """
-    s = settings or PatchFillSettings()
-    fh, fw = hole.shape
-    ring = context_radius(hole_radius(hole) if radius is None else radius, s)
-    dist_out = cv2.distanceTransform((~hole).view(np.uint8), cv2.DIST_L2, 3)
-    unknown = np.zeros_like(hole) if unknown is None else unknown & ~hole
-    context = (dist_out <= ring) & ~hole & ~unknown
-    h, w = working_shape((fh, fw), s)
-    shrunk = (h, w) != (fh, fw)
-    if shrunk:
-        small = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
-        img = _features(small, s.texture_weight)
-        cover = cv2.resize(hole.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
-        whole = np.ascontiguousarray(cover > 0)
-        keep = cv2.resize(context.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
-        wctx = np.ascontiguousarray((keep > 0.999) & ~whole)
-        blind = cv2.resize(unknown.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
-        wunknown = np.ascontiguousarray((blind > 0) & ~whole)
-    else:
-        img = _features(rgb.astype(np.float32), s.texture_weight)
-        whole, wctx, wunknown = hole, context, unknown
+    s = settings or FillSettings()
+    crop = prepare(rgb, hole, unknown, s, radius)
+    img = _features(crop.rgb.astype(np.float32), s.texture_weight)
     out = rgb.copy()
-    solved = _solve(_pyramid(np.ascontiguousarray(img), whole, wctx, wunknown, s), seed, s)
+    levels = _pyramid(img, crop.hole, crop.context, crop.unknown, s)
+    solved = _solve(levels, seed, s)
     if solved is None:
         # No fully known patch to copy from (the hole covers almost all of the crop).
         out[hole] = cv2.inpaint(rgb, hole.view(np.uint8), 3, cv2.INPAINT_TELEA)[hole]
         return out
     level, field, weight = solved
-    if shrunk:
+    if crop.shrunk:
+        fh, fw = hole.shape
         up = cv2.resize(level.img[:, :, :3], (fw, fh), interpolation=cv2.INTER_LINEAR)
         fallback = np.clip(up + 0.5, 0, 255).astype(np.uint8)
         return transfer(rgb, hole, field, weight, 1, fallback, unknown)

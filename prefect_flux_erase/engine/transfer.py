@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from numba import njit
 from numpy.typing import NDArray
@@ -103,3 +104,49 @@ def transfer(
         gap = hole & ~done
         out[gap] = fallback[gap]
     return out
+
+
+def recover_field(
+    filled: NDArray[np.uint8],
+    hole: NDArray[np.bool_],
+    context: NDArray[np.bool_],
+    r: int,
+    seed: int,
+    sweeps: int = 4,
+) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+    """The patch field of an already filled working crop: where each hole patch came from.
+
+    A fill that returns only pixels (pypatchmatch does) can still be carried to full resolution:
+    a PatchMatch search of the filled crop against its known ``context`` finds, for every patch
+    touching the hole, the source patch it most resembles. Returns the field (-1 where none) and
+    per-target trust weights for :func:`transfer`.
+
+    Example:
+        >>> img = np.zeros((24, 24, 3), np.uint8); img[:, ::3] = 200
+        >>> hole = np.zeros((24, 24), bool); hole[10:14, 10:14] = True
+        >>> field, weight = recover_field(img, hole, ~hole, 2, 0)
+        >>> bool((field[12, 12] >= 0).all()), int((field[12, 12, 1] - 12) % 3)
+        (True, 0)
+    """
+    from prefect_flux_erase.engine import nnf
+
+    h, w = hole.shape
+    interior = np.zeros((h, w), bool)
+    interior[r : h - r, r : w - r] = True
+    k = np.ones((2 * r + 1, 2 * r + 1), np.uint8)
+    near_hole = np.asarray(cv2.dilate(hole.view(np.uint8), k), dtype=bool)
+    valid = context & interior & ~near_hole
+    field = np.full((h, w, 2), -1, np.int32)
+    weight = np.zeros((h, w), np.float32)
+    if not valid.any():
+        return field, weight
+    ty, tx = (a.astype(np.int32) for a in np.nonzero(near_hole & interior))
+    sy, sx = (a.astype(np.int32) for a in np.nonzero(valid))
+    img = np.ascontiguousarray(filled, dtype=np.float32)
+    dist = np.zeros((h, w), np.float32)
+    ones = np.ones((h, w), np.float32)
+    nnf.search(img, ones, ty, tx, valid, sy, sx, field, dist, r, sweeps, max(h, w), seed, 0.0)
+    d = dist[ty, tx]
+    scale = max(float(np.median(d)), 1e-3)
+    weight[ty, tx] = np.exp(-d / (2.0 * scale)) + np.float32(1e-12)
+    return field, weight

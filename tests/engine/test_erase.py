@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import cv2
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from prefect_flux_erase.engine import pmfill
 from prefect_flux_erase.engine.erase import CropReport, LocalEraser, erase
-from prefect_flux_erase.engine.patchfill import PatchFillSettings
 from prefect_flux_erase.engine.regions import dilate
+from prefect_flux_erase.engine.working import FillSettings
 from tests.engine.conftest import BLOB, striped_scene
 
 Scene = tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.bool_]]
+Backend = Literal["patchmatch", "numba"]
+
+
+@pytest.fixture(params=["patchmatch", "numba"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """Each patch-fill back end: pypatchmatch where it loads, and the Numba fallback."""
+    if request.param == "patchmatch" and not pmfill.available():
+        pytest.skip("pypatchmatch is not available on this platform")
+    return request.param  # type: ignore[no-any-return]
 
 
 def _detail(img: NDArray[np.uint8], where: NDArray[np.bool_]) -> float:
@@ -51,11 +63,14 @@ def test_the_erased_region_of_a_single_pixel_is_exactly_the_disc_of_radius_n(n: 
     assert np.array_equal(out[outside], rgb[outside])
 
 
-def test_same_input_and_seed_give_identical_output(scene: Scene) -> None:
+def test_same_input_and_seed_give_identical_output(scene: Scene, backend: Backend) -> None:
     _, rgb, mask = scene
-    first = erase(rgb, mask, dilate_pixels=4, seed=11)
-    second = erase(rgb.copy(), mask.copy(), dilate_pixels=4, seed=11)
+    eraser = LocalEraser(backend=backend)
+    first = eraser.erase(rgb, mask, 4, 11)
+    other_seed = eraser.erase(rgb, mask, 4, 12)
+    second = LocalEraser(backend=backend).erase(rgb.copy(), mask.copy(), 4, 11)
     assert np.array_equal(first, second)
+    assert eraser.erase(rgb, mask, 4, 12).tobytes() == other_seed.tobytes()
 
 
 def test_an_empty_mask_returns_an_unchanged_copy(scene: Scene) -> None:
@@ -66,9 +81,11 @@ def test_an_empty_mask_returns_an_unchanged_copy(scene: Scene) -> None:
     assert not np.shares_memory(out, rgb)
 
 
-def test_the_blob_on_stripes_is_replaced_by_striped_background(scene: Scene) -> None:
+def test_the_blob_on_stripes_is_replaced_by_striped_background(
+    scene: Scene, backend: Backend
+) -> None:
     background, rgb, mask = scene
-    out = erase(rgb, mask, dilate_pixels=2, seed=0)
+    out = LocalEraser(backend=backend).erase(rgb, mask, 2, 0)
     hole = dilate(mask, 2)
     filled = out[hole].astype(np.float64)
     # Texture, not smear: the hole keeps most of the stripes' edge energy.
@@ -107,13 +124,13 @@ def test_many_small_masks_cost_many_small_crops_not_the_frame() -> None:
     assert area < 0.25 * 1200 * 1600
 
 
-def test_a_large_crop_is_filled_at_a_bounded_working_size() -> None:
+def test_a_large_crop_is_filled_at_a_bounded_working_size(backend: Backend) -> None:
     background, _, _ = striped_scene(size=240, radius=10)
     rgb = background.copy()
     mask = np.zeros((240, 240), bool)
     mask[70:170, 70:170] = True
     rgb[mask] = BLOB
-    eraser = LocalEraser(patch=PatchFillSettings(max_working_pixels=12_000))
+    eraser = LocalEraser(patch=FillSettings(max_working_pixels=12_000), backend=backend)
     reports: list[CropReport] = []
     out = eraser.erase(rgb, mask, 0, 0, reports.append)
     assert reports[0].method == "patch"
@@ -156,3 +173,16 @@ def test_out_of_range_dilation_is_rejected_naming_the_range(scene: Scene) -> Non
     _, rgb, mask = scene
     with pytest.raises(ValueError, match="0 to 50"):
         erase(rgb, mask, dilate_pixels=51)
+
+
+def test_asking_for_patchmatch_where_it_cannot_load_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, scene: Scene
+) -> None:
+    _, rgb, mask = scene
+    monkeypatch.setattr(pmfill, "available", lambda: False)
+    with pytest.raises(RuntimeError, match="pypatchmatch"):
+        LocalEraser(backend="patchmatch").erase(rgb, mask, 2, 0)
+    # "auto" falls back to the Numba fill instead.
+    reports: list[CropReport] = []
+    LocalEraser().erase(rgb, mask, 2, 0, reports.append)
+    assert reports[0].method == "patch"
