@@ -4,9 +4,11 @@ This is what ``--backend local``, the demo and the emulator's realistic mode run
 the FLUX Erase contract: the mask (True = erase) is grown by ``dilate_pixels`` (a Euclidean
 disc), the grown region is replaced by plausible background, and every other pixel comes back
 bit-identical. Work is done per crop around each group of mask components (see
-:mod:`~prefect_flux_erase.engine.regions`), so cost follows the mask, not the frame: thick holes
-get the coarse-to-fine patch fill (:mod:`~prefect_flux_erase.engine.patchfill`), and hairline
-strokes a smooth Telea fill, which is invisible at that width and much cheaper.
+:mod:`~prefect_flux_erase.engine.regions`), so cost follows the mask, not the frame. Object-sized
+holes get a patch fill from the background around them: pypatchmatch where its wheel exists
+(:mod:`~prefect_flux_erase.engine.pmfill`), else the Numba fill
+(:mod:`~prefect_flux_erase.engine.patchfill`). Strokes narrower than about 9 px (text, wires,
+scratches) get a smooth Telea fill, which is invisible at that width and much cheaper.
 
 Example:
     >>> import numpy as np
