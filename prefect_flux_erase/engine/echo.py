@@ -22,28 +22,13 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from prefect_flux_erase.engine.regions import dilate
+
 #: Largest per-channel deviation of the seeded dither from the ring's mean colour.
 DITHER: Final = 2
 #: Width of the ring, in pixels, whose mean colour fills the hole.
 RING_PIXELS: Final = 3
 _NEUTRAL: Final = 127
-
-
-def dilate_mask(mask: NDArray[np.bool_], pixels: int) -> NDArray[np.bool_]:
-    """Grow a boolean mask outward by ``pixels`` (a disc, as ``dilatePixels`` describes).
-
-    Example:
-        >>> import numpy as np
-        >>> m = np.zeros((5, 5), bool); m[2, 2] = True
-        >>> int(dilate_mask(m, 1).sum())
-        5
-    """
-    if pixels <= 0 or not mask.any():
-        return mask.copy()
-    size = 2 * pixels + 1
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
-    grown = cv2.dilate(mask.astype(np.uint8), kernel)
-    return np.asarray(grown.astype(bool))
 
 
 def echo_fill(
@@ -75,8 +60,8 @@ def echo_fill(
     top, bottom = max(y - pad, 0), min(y + height + pad, mask.shape[0])
     left, right = max(x - pad, 0), min(x + width + pad, mask.shape[1])
     crop = np.ascontiguousarray(out[top:bottom, left:right])
-    hole = dilate_mask(mask[top:bottom, left:right], dilate_pixels)
-    ring = dilate_mask(hole, RING_PIXELS) & ~hole
+    hole = dilate(mask[top:bottom, left:right], dilate_pixels)
+    ring = dilate(hole, RING_PIXELS) & ~hole
     if ring.any():
         colour = np.asarray(cv2.mean(crop, mask=ring.view(np.uint8))[:3])
     else:

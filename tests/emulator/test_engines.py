@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from prefect_flux_erase.emulator import EmulatorConfig, EngineUnavailableError, resolve_engine
-from prefect_flux_erase.engine.echo import DITHER, dilate_mask, echo_fill
+from prefect_flux_erase.engine.echo import DITHER, echo_fill
+from prefect_flux_erase.engine.regions import dilate as dilate_mask
 
 
 def _scene() -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
