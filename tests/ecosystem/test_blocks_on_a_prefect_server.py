@@ -8,6 +8,7 @@ and load-back on the test harness; this module covers the path a user takes with
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -22,14 +23,14 @@ from typing import Any
 import httpx
 import pyarrow.parquet as pq
 import pytest
-from prefect import flow
 
-from prefect_flux_erase import EraseSummary, FluxEraseSettings, RunwareCredentials, erase_images
+from prefect_flux_erase import FluxEraseSettings, RunwareCredentials
 from prefect_flux_erase.emulator import EmulatorServer
 from tests.browser.chromium import Chromium, require_chromium
 
 CANARY = "rk-canary-server-7f3a"
-SAMPLES = Path(__file__).resolve().parents[2] / "prefect_flux_erase" / "sample_data"
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "prefect_flux_erase" / "sample_data"
 PAIRS = [
     (str(SAMPLES / "images" / f"{n}.jpg"), str(SAMPLES / "masks" / f"{n}.png"))
     for n in ("chelsea", "coffee")
@@ -114,11 +115,19 @@ def registered(server: str) -> str:
 
 @pytest.fixture
 def on_server(server: str) -> Iterator[str]:
-    """Point this process's Prefect client at the server for one test; yields its API URL."""
+    """Point this process's Prefect client at the server for one test; yields its API URL.
+
+    Loading a block emits a client-side event; the events worker is drained while the server is
+    still up, or it would keep those events and retry them against a stopped server at exit.
+    """
+    from prefect.events.worker import EventsWorker
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings({PREFECT_API_URL: f"{server}/api"}):
-        yield f"{server}/api"
+        try:
+            yield f"{server}/api"
+        finally:
+            EventsWorker.drain_all(timeout=30, at_exit=False)
 
 
 def _block_type(api: str, slug: str) -> dict[str, Any]:
@@ -147,20 +156,6 @@ def test_registered_block_types_are_listed_with_the_key_as_a_secret(
     assert {"api_key", "base_url", "timeout"} <= set(schemas[0]["fields"]["properties"])
 
 
-@flow(name="erase-with-saved-blocks")
-def erase_with_saved_blocks(
-    credentials_block: str, settings_block: str, pairs: list[tuple[str, str]], output: str
-) -> EraseSummary:
-    """Load both blocks by name, as a deployed flow would, and erase the pairs with them."""
-    credentials = RunwareCredentials.load(credentials_block)
-    settings = FluxEraseSettings.load(settings_block)
-    summary = erase_images(
-        pairs, output, backend="runware", credentials=credentials, settings=settings
-    )
-    assert isinstance(summary, EraseSummary)
-    return summary
-
-
 def test_blocks_saved_on_the_server_drive_a_flow_through_the_emulator(
     registered: str, on_server: str, emu: EmulatorServer, tmp_path: Path
 ) -> None:
@@ -171,18 +166,29 @@ def test_blocks_saved_on_the_server_drive_a_flow_through_the_emulator(
         f"settings-{suffix}"
     )
 
-    state = erase_with_saved_blocks(
-        f"creds-{suffix}", f"settings-{suffix}", PAIRS, str(tmp_path), return_state=True
+    env = {**os.environ, "PREFECT_API_URL": on_server}
+    blocks = [f"creds-{suffix}", f"settings-{suffix}"]
+    files = [path for pair in PAIRS for path in pair]
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.ecosystem.saved_blocks_flow", *blocks, str(tmp_path), *files],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
-    assert state.is_completed(), state.message
-    summary = state.result()
-    assert (summary.rows, summary.succeeded, summary.failed) == (2, 2, 0)
-    outputs = pq.read_table(summary.results_uri, columns=["output_uri"]).column("output_uri")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    summary = result["summary"]
+    assert (summary["rows"], summary["succeeded"], summary["failed"]) == (2, 2, 0)
+    outputs = pq.read_table(summary["results_uri"], columns=["output_uri"]).column("output_uri")
     assert [Path(u[0]).suffix for u in outputs.to_pylist()] == [".png", ".png"]
     assert emu.stats()["results_billed"] == 2
+    assert CANARY not in proc.stdout + proc.stderr
     # The run is on the server, and the server shows the key obfuscated.
-    run = httpx.get(f"{on_server}/flow_runs/{state.state_details.flow_run_id}", timeout=10)
+    run = httpx.get(f"{on_server}/flow_runs/{result['flow_run_id']}", timeout=10)
     assert run.json()["state_type"] == "COMPLETED"
     block_id = _block_type(on_server, "runware-credentials")["id"]
     stored = httpx.post(
