@@ -35,6 +35,7 @@ from prefect_flux_erase.pipeline.results import (
     RESULTS_FILE,
 )
 from prefect_flux_erase.pipeline.results_summary import ResultsSummary
+from prefect_flux_erase.runware.redaction import REDACTED
 
 REPORT_FILE = "report.html"
 REPORT_DIR = "report"
@@ -129,7 +130,11 @@ def _gallery_row(
     before = _thumbnail(row.get(image_col), input_options, output, options, f"{index:08d}-a.jpg")
     mask = _thumbnail(row.get(mask_col), input_options, output, options, f"{index:08d}-m.jpg")
     outputs = row.get("output_uri") or []
-    if ok and outputs:
+    if ok and outputs and REDACTED in str(outputs[0]):
+        # Written through a presigned uploadEndpoint: the recorded URL has its signature
+        # redacted, so fetching it would only cost a failed request per row.
+        after = _Thumb(code="uploaded")
+    elif ok and outputs:
         after = _thumbnail(outputs[0], options, output, options, f"{index:08d}-b.jpg")
     else:
         after = _Thumb(code=row.get("error_code") or ("noOutput" if ok else "failed"))

@@ -141,3 +141,31 @@ def test_report_limits_thumbnails_to_max_rows(tmp_path: object) -> None:
     page = storage.read_bytes(write_report(output, None, title="t", summary=summary, max_rows=2))
     assert page.decode().count('<tr class="') == 2
     assert b"Showing 2 of 6 rows" in page
+
+
+def test_report_does_not_fetch_outputs_uploaded_through_presigned_urls(tmp_path: object) -> None:
+    """A redacted presigned URL cannot be fetched: the report shows `uploaded`, not a failure."""
+    local = Root("local", str(tmp_path))
+    output = local.join("out")
+    image, mask = local.join("in", "a.png"), local.join("in", "a-mask.png")
+    storage.write_bytes(image, png(320, 240, 1), local.options)
+    storage.write_bytes(mask, png(320, 240, 1, "L"), local.options)
+    put_parquet(
+        local.join("in", "m.parquet"),
+        pa.table({"image_uri": [image], "mask_uri": [mask], "row_key": ["a"]}),
+        local.options,
+    )
+    spec = ManifestSpec(local.join("in", "m.parquet"), storage_options=local.options)
+    plan = plan_manifest(spec, shard_size=4)
+    (shard,) = plan.shards
+    rows = read_shard(spec, shard)
+    uploaded = "https://b.s3.amazonaws.com/a.jpg?X-Amz-Expires=60&X-Amz-Signature=REDACTED"
+    outcome = RowOutcome(row_key="a", row_index=0, status="succeeded", output_uri=[uploaded])
+    write_part(output, shard.index, "run-u", rows, [outcome], local.options)
+    summary = assemble_results(output, plan, local.options)
+    page = storage.read_bytes(
+        write_report(output, local.options, title="t", summary=summary), local.options
+    ).decode()
+    placeholders = re.findall(r'<div class="placeholder"><span>([^<]*)</span>', page)
+    assert placeholders == ["uploaded"]
+    assert not storage.exists(storage.join(output, "report", "00000000-b.jpg"), local.options)
