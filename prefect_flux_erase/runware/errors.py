@@ -128,21 +128,42 @@ def _rebuild(cls: type[RunwareError], message: str, kwargs: dict[str, Any]) -> R
 
 
 class TransientError(RunwareError):
-    """A fault that may pass: retry with backoff (honouring ``retry_after`` when set)."""
+    """A fault that may pass: retry with backoff (honouring ``retry_after`` when set).
+
+    Example:
+        >>> TransientError("busy", code="serviceUnavailable", http_status=503).retryable
+        True
+    """
 
     retryable = True
 
 
 class RateLimitError(TransientError):
-    """HTTP 429 or a rate-limit code: slow down, then retry."""
+    """HTTP 429 or a rate-limit code: slow down, then retry.
+
+    Example:
+        >>> err = RateLimitError("queue full", http_status=429, retry_after=0.5)
+        >>> isinstance(err, TransientError), err.retry_after
+        (True, 0.5)
+    """
 
 
 class TransportError(TransientError):
-    """No usable HTTP answer: connection refused or reset, timeout, unparseable 2xx body."""
+    """No usable HTTP answer: connection refused or reset, timeout, unparseable 2xx body.
+
+    Example:
+        >>> TransportError("connection reset", code="connectionError").retryable
+        True
+    """
 
 
 class PermanentError(RunwareError):
-    """A fault that retrying will not fix: validation, authentication, credits, policy."""
+    """A fault that retrying will not fix: validation, authentication, credits, policy.
+
+    Example:
+        >>> PermanentError("bad mask", code="invalidMaskDimensions").retryable
+        False
+    """
 
 
 class InvalidOptionError(PermanentError, ValueError):
@@ -159,23 +180,49 @@ class InvalidOptionError(PermanentError, ValueError):
 
 
 class AuthenticationError(PermanentError):
-    """The API key is missing, invalid or lacks permission (401/403)."""
+    """The API key is missing, invalid or lacks permission (401/403).
+
+    Example:
+        >>> classify("invalidApiKey", 401) is AuthenticationError
+        True
+    """
 
 
 class InsufficientCreditsError(PermanentError):
-    """The account balance is too low (402 / ``insufficientCredits``)."""
+    """The account balance is too low (402 / ``insufficientCredits``).
+
+    Example:
+        >>> classify(None, 402) is InsufficientCreditsError
+        True
+    """
 
 
 class ContentPolicyError(PermanentError):
-    """The input or output was blocked by content safety."""
+    """The input or output was blocked by content safety.
+
+    Example:
+        >>> classify("providerContentPolicyViolation") is ContentPolicyError
+        True
+    """
 
 
 class TaskNotFoundError(PermanentError):
-    """The task is unknown, cancelled or expired on the server."""
+    """The task is unknown, cancelled or expired on the server.
+
+    Example:
+        >>> classify("taskFailedOrNotFound") is TaskNotFoundError
+        True
+    """
 
 
 class ConflictTaskUUIDError(RunwareError):
-    """``conflictTaskUUID``: this taskUUID was submitted before. Poll it; do not resubmit."""
+    """``conflictTaskUUID``: this taskUUID was submitted before. Poll it; do not resubmit.
+
+    Example:
+        >>> err = error_from_object({"code": "conflictTaskUUID", "taskUUID": "t"}, http_status=400)
+        >>> type(err).__name__, err.retryable
+        ('ConflictTaskUUIDError', False)
+    """
 
 
 def classify(code: str | None, http_status: int | None = None) -> type[RunwareError]:

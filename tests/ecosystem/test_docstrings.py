@@ -109,29 +109,8 @@ def problem(obj: Any) -> str | None:
 PUBLIC = _public_names()
 PREFECT = _prefect_objects()
 
-#: Gaps reported to their owners in .coordination/ecosystem-findings.md. Listed so that CI stays
-#: green while they are fixed; a name leaves this list when its docstring gains an example (an
-#: XPASS here is the signal to remove it). A new public name without an example fails at once.
-KNOWN_GAPS = frozenset(
-    {
-        "prefect_flux_erase.runware.AuthenticationError",
-        "prefect_flux_erase.runware.ConflictTaskUUIDError",
-        "prefect_flux_erase.runware.ContentPolicyError",
-        "prefect_flux_erase.runware.InsufficientCreditsError",
-        "prefect_flux_erase.runware.PermanentError",
-        "prefect_flux_erase.runware.RateLimitError",
-        "prefect_flux_erase.runware.TaskNotFoundError",
-        "prefect_flux_erase.runware.TransientError",
-        "prefect_flux_erase.runware.TransportError",
-    }
-)
-
-
-def _cases(names: dict[str, Any]) -> list[Any]:
-    reported = pytest.mark.xfail(reason="reported in ecosystem-findings.md", strict=False)
-    return [
-        pytest.param(name, marks=reported) if name in KNOWN_GAPS else name for name in sorted(names)
-    ]
+def _cases(names: dict[str, Any]) -> list[str]:
+    return sorted(names)
 
 
 def test_the_walk_finds_the_package_public_surface() -> None:
