@@ -6,7 +6,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from prefect.blocks.abstract import CredentialsBlock
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, HttpUrl, SecretStr, field_validator
 
 if TYPE_CHECKING:
     from prefect_flux_erase.runware.client import RunwareClient
@@ -46,6 +46,8 @@ class RunwareCredentials(CredentialsBlock):
 
     _block_type_name = "Runware Credentials"
     _block_type_slug = "runware-credentials"
+    # The model page documents every option these blocks hold.
+    _documentation_url = HttpUrl("https://runware.ai/docs/models/bfl-flux-erase")
     _description = "Credentials for the Runware inference API (FLUX Erase)."
 
     api_key: SecretStr | None = Field(

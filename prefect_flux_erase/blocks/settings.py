@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from prefect.blocks.core import Block
-from pydantic import Field, model_validator
+from pydantic import Field, HttpUrl, model_validator
 
 from prefect_flux_erase.runware.models import ImageInferenceTask, build_task
 
@@ -30,6 +30,8 @@ class FluxEraseSettings(Block):
 
     _block_type_name = "FLUX Erase Settings"
     _block_type_slug = "flux-erase-settings"
+    # The model page documents every option these blocks hold.
+    _documentation_url = HttpUrl("https://runware.ai/docs/models/bfl-flux-erase")
     _description = "Options of Black Forest Labs' FLUX Erase model (bfl:flux@erase) on Runware."
 
     dilate_pixels: int = Field(

@@ -45,11 +45,15 @@ def test_cli_registers_both_block_types(registered: str) -> None:
 
     assert "Successfully registered 2 blocks" in registered
     with get_client(sync_client=True) as client:
-        slugs = {
-            client.read_block_type_by_slug(slug).slug
+        types = [
+            client.read_block_type_by_slug(slug)
             for slug in ("runware-credentials", "flux-erase-settings")
-        }
-    assert slugs == {"runware-credentials", "flux-erase-settings"}
+        ]
+    assert {t.slug for t in types} == {"runware-credentials", "flux-erase-settings"}
+    # The UI links each block type to the model page that documents its options.
+    assert {str(t.documentation_url) for t in types} == {
+        "https://runware.ai/docs/models/bfl-flux-erase"
+    }
 
 
 def test_saved_credentials_load_back_with_the_secret(registered: str) -> None:
