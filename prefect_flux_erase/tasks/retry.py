@@ -56,7 +56,7 @@ def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any
     Example:
         ```python
         @task(retries=3, retry_condition_fn=retry_if_transient)
-        async def submit_erase(...): ...
+        def submit_erase(...): ...
         ```
     """
     data = state.data

@@ -5,6 +5,10 @@ run concurrently on one client and one event loop (:mod:`prefect_flux_erase.pipe
 
 Every stage task:
 
+- is a plain (sync) task that runs its stage on an event loop of its own
+  (:func:`run_stage`). An ``async`` task submitted from the sync flow would get a fresh event
+  loop and, with it, a fresh Prefect API client per task run: measured here at ~25 ms of CPU
+  per task run, more than the rows of a small shard cost; a sync task reuses the flow's client;
 - retries only transient faults (:func:`~prefect_flux_erase.tasks.retry.retry_if_transient`),
   with exponential backoff and jitter; a retry is safe because task UUIDs are deterministic;
 - uses ``cache_policy=NO_CACHE``: polling must never be answered from a cache, and a rerun must
@@ -19,8 +23,11 @@ Every stage task:
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from prefect import get_run_logger, task
@@ -46,7 +53,9 @@ from prefect_flux_erase.tasks.retry import (
 T = TypeVar("T")
 
 #: Stage timeouts, in seconds: generous, because a shard waits for a model; a hung stage is
-#: cut off and retried (its rows are recovered by taskUUID, not charged again).
+#: cut off and retried (its rows are recovered by taskUUID, not charged again). They are
+#: enforced on the stage's own event loop (:func:`run_stage`), which cancels the stage's
+#: awaits; Prefect's ``timeout_seconds`` cannot interrupt a sync task in a worker thread.
 SUBMIT_TIMEOUT = 1800.0
 POLL_TIMEOUT = 3600.0
 UPLOAD_TIMEOUT = 1800.0
@@ -60,18 +69,52 @@ def _logger() -> logging.Logger | logging.LoggerAdapter[Any]:
         return logging.getLogger("prefect_flux_erase.tasks")
 
 
-async def _limited(job: ShardJob, stage: Callable[[], Awaitable[T]]) -> T:
+def run_stage(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+    """Run a stage coroutine to completion from sync code, on an event loop of its own.
+
+    In a worker thread (the usual case) the loop runs right here; when the caller's thread
+    already runs an event loop (a stage task called from async code), it runs in a new thread.
+    Past ``timeout`` seconds the stage is cancelled and ``TimeoutError`` (transient: the stage
+    task retries) is raised.
+
+    Example:
+        >>> async def stage() -> int:
+        ...     return 3
+        >>> run_stage(stage(), timeout=60)
+        3
+    """
+
+    async def bounded() -> T:
+        scope = asyncio.timeout(timeout)
+        try:
+            async with scope:
+                return await coro
+        except TimeoutError:
+            if scope.expired():
+                raise TimeoutError(f"the stage did not finish within {timeout} s") from None
+            raise
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(bounded())
+    context = contextvars.copy_context()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flux-erase-stage") as pool:
+        return pool.submit(context.run, asyncio.run, bounded()).result()
+
+
+def _limited(job: ShardJob, stage: Callable[[], Coroutine[Any, Any, T]], timeout: float) -> T:
     """Run a stage inside the run's global concurrency limit, if one is named.
 
     The stage occupies as many slots as it may have requests in flight, so the limit caps
     in-flight API requests across shards and across flow runs.
     """
     if job.concurrency_limit is None or job.backend != "runware":
-        return await stage()
-    from prefect.concurrency.asyncio import concurrency
+        return run_stage(stage(), timeout)
+    from prefect.concurrency.sync import concurrency
 
-    async with concurrency(job.concurrency_limit, occupy=job.concurrency, strict=False):
-        return await stage()
+    with concurrency(job.concurrency_limit, occupy=job.concurrency, strict=False):
+        return run_stage(stage(), timeout)
 
 
 @task(
@@ -81,11 +124,10 @@ async def _limited(job: ShardJob, stage: Callable[[], Awaitable[T]]) -> T:
     retry_delay_seconds=stage_retry_delays(),
     retry_jitter_factor=JITTER_FACTOR,
     retry_condition_fn=retry_if_transient,
-    timeout_seconds=SUBMIT_TIMEOUT,
     cache_policy=NO_CACHE,
     cache_result_in_memory=False,
 )
-async def submit_erase(job: ShardJob, shard: Shard) -> ShardTickets:
+def submit_erase(job: ShardJob, shard: Shard) -> ShardTickets:
     """Validate a shard's rows locally and submit the valid ones (stage 1 of 3).
 
     Bad rows (unreadable or undecodable input, mask of the wrong size, invalid per-row
@@ -101,11 +143,11 @@ async def submit_erase(job: ShardJob, shard: Shard) -> ShardTickets:
 
     Example:
         ```python
-        submitted = await submit_erase.fn(job, shard)       # or submit_erase.submit(job, shard)
+        submitted = submit_erase.fn(job, shard)       # or submit_erase.submit(job, shard)
         ```
     """
     logger = _logger()
-    result = await _limited(job, lambda: submit_shard(job, shard))
+    result = _limited(job, lambda: submit_shard(job, shard), SUBMIT_TIMEOUT)
     logger.info("shard %d submitted: %s", shard.index, _counts(result))
     return result
 
@@ -117,11 +159,10 @@ async def submit_erase(job: ShardJob, shard: Shard) -> ShardTickets:
     retry_delay_seconds=stage_retry_delays(),
     retry_jitter_factor=JITTER_FACTOR,
     retry_condition_fn=retry_if_transient,
-    timeout_seconds=POLL_TIMEOUT,
     cache_policy=NO_CACHE,
     cache_result_in_memory=False,
 )
-async def poll_erase(job: ShardJob, submitted: ShardTickets) -> ShardTickets:
+def poll_erase(job: ShardJob, submitted: ShardTickets) -> ShardTickets:
     """Wait until every submitted row of a shard is done, failed or past its deadline (stage 2).
 
     Rows whose task failed with a transient error get a new attempt (a new taskUUID) up to
@@ -129,11 +170,11 @@ async def poll_erase(job: ShardJob, submitted: ShardTickets) -> ShardTickets:
 
     Example:
         ```python
-        polled = await poll_erase.fn(job, submitted)
+        polled = poll_erase.fn(job, submitted)
         ```
     """
     logger = _logger()
-    result = await _limited(job, lambda: poll_shard(job, submitted))
+    result = _limited(job, lambda: poll_shard(job, submitted), POLL_TIMEOUT)
     logger.info("shard %d polled: %s", submitted.shard.index, _counts(result))
     return result
 
@@ -145,11 +186,10 @@ async def poll_erase(job: ShardJob, submitted: ShardTickets) -> ShardTickets:
     retry_delay_seconds=stage_retry_delays(),
     retry_jitter_factor=JITTER_FACTOR,
     retry_condition_fn=retry_if_transient,
-    timeout_seconds=UPLOAD_TIMEOUT,
     cache_policy=NO_CACHE,
     cache_result_in_memory=False,
 )
-async def upload_erased(job: ShardJob, polled: ShardTickets) -> ShardReport:
+def upload_erased(job: ShardJob, polled: ShardTickets) -> ShardReport:
     """Write a shard's results to the output and commit its results part (stage 3 of 3).
 
     URL results are downloaded and written to ``{output}/images/{safe_key(row_key)}.{ext}``;
@@ -157,12 +197,12 @@ async def upload_erased(job: ShardJob, polled: ShardTickets) -> ShardReport:
 
     Example:
         ```python
-        report = await upload_erased.fn(job, polled)
+        report = upload_erased.fn(job, polled)
         report.succeeded, report.part_uri
         ```
     """
     logger = _logger()
-    report = await _limited(job, lambda: upload_shard(job, polled))
+    report = _limited(job, lambda: upload_shard(job, polled), UPLOAD_TIMEOUT)
     logger.info(
         "shard %d committed: %d rows, %d succeeded, %d failed%s",
         report.shard_index,

@@ -189,8 +189,6 @@ def test_rerun_of_a_finished_manifest_makes_no_api_request(
 def test_interrupted_run_resumes_without_charging_twice(
     tmp_path: Path, emu: EmulatorServer
 ) -> None:
-    import asyncio
-
     from prefect_flux_erase.flows.manifest import default_settings
     from prefect_flux_erase.pipeline.config import compute_run_key
     from prefect_flux_erase.tasks import submit_erase
@@ -214,7 +212,7 @@ def test_interrupted_run_resumes_without_charging_twice(
             ),
         }
     )
-    abandoned = asyncio.run(submit_erase.fn(job, shards_of(job, 3)[0]))
+    abandoned = submit_erase.fn(job, shards_of(job, 3)[0])
     assert {t.state for t in abandoned.tickets} == {"accepted"}
 
     state = _run(manifest, output, **options)

@@ -119,4 +119,26 @@ def test_stage_tasks_are_configured_for_safe_retries() -> None:
         assert stage.retry_condition_fn is retry_if_transient
         assert stage.cache_policy is NO_CACHE
         assert stage.cache_result_in_memory is False
-        assert stage.timeout_seconds
+        # Timeouts are enforced on the stage's event loop, where they can cancel the stage.
+        assert stage.timeout_seconds is None
+
+
+def test_a_stage_past_its_timeout_is_cancelled_with_a_transient_timeout_error() -> None:
+    import asyncio
+
+    from prefect_flux_erase.tasks.shard import run_stage
+
+    cancelled = []
+
+    async def hung() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    with pytest.raises(TimeoutError, match=r"did not finish within 0\.05 s") as caught:
+        run_stage(hung(), timeout=0.05)
+
+    assert cancelled == [True]
+    assert is_transient(caught.value)

@@ -28,7 +28,7 @@ async def test_bad_rows_fail_locally_with_stable_codes_and_cost_no_api_call(
     manifest = write_manifest(f"{root}/m.parquet", rows)
     job = make_job(manifest, f"{root}/out", url=emu.url)
 
-    submitted = await submit_erase.fn(job, shards_of(job)[0])
+    submitted = submit_erase.fn(job, shards_of(job)[0])
 
     tickets = _by_key(submitted.tickets)
     assert [tickets[k].state for k in ("img000", "img001")] == ["accepted", "accepted"]
@@ -55,7 +55,7 @@ async def test_submit_poll_done_with_one_charge_per_row(
     manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 5))
     job = make_job(manifest, f"{root}/out", url=emu.url)
 
-    polled = await poll_erase.fn(job, await submit_erase.fn(job, shards_of(job)[0]))
+    polled = poll_erase.fn(job, submit_erase.fn(job, shards_of(job)[0]))
 
     assert {t.state for t in polled.tickets} == {"done"}
     assert all(t.results[0].url and t.results[0].cost for t in polled.tickets)
@@ -72,7 +72,7 @@ async def test_transient_task_failure_gets_a_new_attempt_and_a_new_uuid(
     job = make_job(manifest, f"{root}/out", url=emu.url)
     emu.script_faults(["timeout_provider"])
 
-    polled = await poll_erase.fn(job, await submit_erase.fn(job, shards_of(job)[0]))
+    polled = poll_erase.fn(job, submit_erase.fn(job, shards_of(job)[0]))
 
     (ticket,) = polled.tickets
     assert ticket.state == "done"
@@ -90,7 +90,7 @@ async def test_permanent_transient_failures_stop_at_max_attempts(
     job = make_job(manifest, f"{root}/out", url=emu.url, max_attempts=2)
     emu.script_faults(["timeout_provider"] * 2)
 
-    polled = await poll_erase.fn(job, await submit_erase.fn(job, shards_of(job)[0]))
+    polled = poll_erase.fn(job, submit_erase.fn(job, shards_of(job)[0]))
 
     (ticket,) = polled.tickets
     assert (ticket.state, ticket.error_code, ticket.attempt) == ("failed", "timeoutProvider", 2)
@@ -104,10 +104,10 @@ async def test_resubmitting_a_shard_is_answered_by_conflict_not_a_second_charge(
     manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 3))
     job = make_job(manifest, f"{root}/out", url=emu.url)
     shard = shards_of(job)[0]
-    first = await poll_erase.fn(job, await submit_erase.fn(job, shard))
+    first = poll_erase.fn(job, submit_erase.fn(job, shard))
 
-    again = await submit_erase.fn(job, shard)  # a Prefect retry or a rerun of the same stage
-    polled = await poll_erase.fn(job, again)
+    again = submit_erase.fn(job, shard)  # a Prefect retry or a rerun of the same stage
+    polled = poll_erase.fn(job, again)
 
     assert {t.state for t in again.tickets} == {"accepted"}
     assert all(t.resumed for t in again.tickets)
@@ -124,7 +124,7 @@ async def test_rejected_api_key_aborts_the_run(tmp_path: Path, emu: EmulatorServ
     emu.configure(api_keys=frozenset({"some-other-key"}))
 
     with pytest.raises(RunAborted) as caught:
-        await submit_erase.fn(job, shards_of(job)[0])
+        submit_erase.fn(job, shards_of(job)[0])
 
     assert caught.value.code == "invalidApiKey"
     assert "rk-test-canary" not in str(caught.value)
@@ -135,7 +135,7 @@ async def test_local_backend_erases_in_the_submit_stage(tmp_path: Path) -> None:
     manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 3))
     job = make_job(manifest, f"{root}/out", backend="local")
 
-    polled = await poll_erase.fn(job, await submit_erase.fn(job, shards_of(job)[0]))
+    polled = poll_erase.fn(job, submit_erase.fn(job, shards_of(job)[0]))
 
     assert {t.state for t in polled.tickets} == {"done"}
     for t in polled.tickets:
@@ -153,7 +153,7 @@ async def test_inline_outputs_are_written_when_they_arrive(
     settings = FluxEraseSettings(output_type="base64Data", output_format="PNG", number_results=2)
     job = make_job(manifest, f"{root}/out", url=emu.url, settings=settings)
 
-    polled = await poll_erase.fn(job, await submit_erase.fn(job, shards_of(job)[0]))
+    polled = poll_erase.fn(job, submit_erase.fn(job, shards_of(job)[0]))
 
     for t in polled.tickets:
         uris = [r.written_uri for r in t.results]
