@@ -1,6 +1,7 @@
 """Every public name is documented with an example, because the API reference is built from them.
 
-Public means: every name in the ``__all__`` of the package and of each subpackage, and every
+Public means: every name in the ``__all__`` of the package, of each subpackage and of each module
+that declares one, and every
 Prefect task, flow and block the package defines (whether exported or not: they show up in the
 Prefect UI). A docstring "has an example" when it has an ``Example:``/``Examples:`` section, a
 doctest (``>>>``) or a fenced code block.
@@ -32,10 +33,6 @@ def _modules() -> list[ModuleType]:
     return found
 
 
-def _packages() -> list[ModuleType]:
-    return [m for m in _modules() if hasattr(m, "__path__")]
-
-
 def _prefect_objects() -> dict[str, Any]:
     """Every task, flow and block class defined in the package, by qualified name."""
     from prefect import Flow, Task
@@ -58,11 +55,11 @@ def _prefect_objects() -> dict[str, Any]:
 
 def _public_names() -> dict[str, Any]:
     names: dict[str, Any] = {}
-    for package in _packages():
-        for name in getattr(package, "__all__", ()):
+    for module in _modules():
+        for name in getattr(module, "__all__", ()):
             if name.startswith("__"):  # __version__ is a string, documented by the package
                 continue
-            names[f"{package.__name__}.{name}"] = getattr(package, name)
+            names[f"{module.__name__}.{name}"] = getattr(module, name)
     return names
 
 
@@ -109,6 +106,7 @@ def problem(obj: Any) -> str | None:
 PUBLIC = _public_names()
 PREFECT = _prefect_objects()
 
+
 def _cases(names: dict[str, Any]) -> list[str]:
     return sorted(names)
 
@@ -118,6 +116,7 @@ def test_the_walk_finds_the_package_public_surface() -> None:
     assert "prefect_flux_erase.blocks.RunwareCredentials" in PUBLIC
     assert "prefect_flux_erase.runware.RunwareClient" in PUBLIC
     assert "prefect_flux_erase.emulator.EmulatorConfig" in PUBLIC
+    assert "prefect_flux_erase.storage.read_bytes" in PUBLIC  # a module's own __all__
     assert "prefect_flux_erase.flows.manifest.erase_manifest" in PREFECT
     assert "prefect_flux_erase.tasks.shard.submit_erase" in PREFECT
     assert "prefect_flux_erase.blocks.settings.FluxEraseSettings" in PREFECT
