@@ -26,6 +26,7 @@ lint: setup
 
 typecheck: setup
 	$(VENV)/bin/mypy prefect_flux_erase
+	$(VENV)/bin/mypy examples
 
 check: lint typecheck test
 

@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import Flow
-from prefect_dask import DaskTaskRunner
+from prefect_dask.task_runners import DaskTaskRunner
 
 from prefect_flux_erase import EraseSummary, erase_manifest
 
@@ -39,7 +39,8 @@ def dask_erase_manifest(workers: int = 2, threads_per_worker: int = 2) -> Flow[A
             "dashboard_address": None,  # no dashboard port to bind
         }
     )
-    return erase_manifest.with_options(task_runner=runner)
+    flow: Flow[Any, Any] = erase_manifest.with_options(task_runner=runner)
+    return flow
 
 
 def main(

@@ -77,13 +77,15 @@ def nightly_erase(
 
 def build_deployment(**parameters: Any) -> RunnerDeployment:
     """The nightly deployment: ``nightly_erase`` on a cron schedule, with default parameters."""
-    return nightly_erase.to_deployment(
+    deployment = nightly_erase.to_deployment(
         name="nightly-erase",
         schedule=NIGHTLY,
         parameters={**DEFAULT_PARAMETERS, **parameters},
         tags=["flux-erase", "nightly"],
         description="Erase the masked objects of yesterday's manifest.",
     )
+    assert isinstance(deployment, RunnerDeployment)  # called from sync code: not a coroutine
+    return deployment
 
 
 if __name__ == "__main__":

@@ -63,7 +63,8 @@ async def erase_with_client(image: bytes, mask: bytes, credentials: RunwareCrede
     async with credentials.get_client() as client:
         items = await client.run(task)
         print(f"erased: image {items[0].image_uuid}, cost ${items[0].cost or 0:.4f}")
-        return await client.fetch_output(items[0])
+        png: bytes = await client.fetch_output(items[0])
+        return png
 
 
 def sample_pairs() -> list[tuple[str, str]]:

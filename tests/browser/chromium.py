@@ -147,10 +147,10 @@ class Chromium:
         async def wait() -> dict[str, Any]:
             while True:
                 while not self._events.empty():
-                    event = self._events.get_nowait()
+                    event: dict[str, Any] = self._events.get_nowait()
                     if event["method"] == method:
                         return event
-                message = json.loads(await self._socket.recv())
+                message: dict[str, Any] = json.loads(await self._socket.recv())
                 if message.get("method") == method:
                     return message
 
