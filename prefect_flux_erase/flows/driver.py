@@ -1,10 +1,12 @@
 """Drive shards through submit → poll → upload on the flow's task runner, a few at a time.
 
-Each shard is a chain of three task runs. The driver keeps at most ``max_in_flight`` chains
-going and starts a shard's next stage the moment its previous one finishes, so one shard's
-polling overlaps other shards' submission and upload and the in-flight window never idles
-waiting for a slow shard. Tasks are submitted only once their input exists: no worker slot is
-ever held by a task waiting for its upstream, on a thread pool, Dask or Ray alike.
+Each shard is a chain of three task runs. The driver keeps at most ``max_in_flight`` shards *at
+the API* (submitting or polling) and starts a shard's next stage the moment its previous one
+finishes. A shard whose rows are all answered no longer counts: while it downloads and commits
+its results (up to ``max_in_flight`` shards at once), the next shard is already submitting, so
+the API's in-flight window stays full instead of idling through every commit. Tasks are
+submitted only once their input exists: no worker slot is ever held by a task waiting for its
+upstream, on a thread pool, Dask or Ray alike.
 """
 
 from __future__ import annotations
@@ -21,8 +23,6 @@ from prefect_flux_erase.manifest import Shard
 from prefect_flux_erase.pipeline.config import ShardJob
 from prefect_flux_erase.pipeline.shard import ShardReport
 from prefect_flux_erase.tasks.shard import poll_erase, submit_erase, upload_erased
-
-_NEXT_STAGE = {"submit": "poll", "poll": "upload"}
 
 
 @dataclass
@@ -83,35 +83,47 @@ def drive_shards(
     from prefect_flux_erase.pipeline.backends import RunAborted
 
     pending = deque(shards)
+    polled: deque[Any] = deque()  # shards answered, waiting for an upload slot
     events: queue.Queue[tuple[str, int, PrefectFuture[Any]]] = queue.Queue()
     result = DriveResult()
-    active = 0
+    at_api = 0  # shards submitting or polling
+    uploading = 0
 
     def fill() -> None:
-        nonlocal active
-        while pending and active < max_in_flight and result.aborted is None:
+        nonlocal at_api, uploading
+        while polled and uploading < max_in_flight:
+            _start("upload", job, polled.popleft(), events)
+            uploading += 1
+        # New shards wait while answered ones queue for an upload slot: storage, not the
+        # API, is the bottleneck then, and piling up answered shards would not help.
+        while pending and at_api < max_in_flight and not polled and result.aborted is None:
             _start("submit", job, pending.popleft(), events)
-            active += 1
+            at_api += 1
 
     fill()
-    while active:
+    while at_api or uploading or polled:
         stage, shard_index, future = events.get()
+        if stage == "upload":
+            uploading -= 1
+        elif stage == "poll":
+            at_api -= 1
         try:
             value = future.result()
         except Exception as exc:  # a failed stage: record it, keep the other shards going
-            active -= 1
+            if stage == "submit":
+                at_api -= 1
             result.failures.append(ShardFailure(shard_index, stage, f"{type(exc).__name__}: {exc}"))
             if isinstance(exc, RunAborted) and result.aborted is None:
                 result.aborted = exc
             fill()
             continue
-        next_stage = _NEXT_STAGE.get(stage)
-        if next_stage is not None:
-            _start(next_stage, job, value, events)
-            continue
-        active -= 1
-        result.reports.append(value)
-        if on_report is not None:
-            on_report(value)
+        if stage == "submit":
+            _start("poll", job, value, events)
+        elif stage == "poll":
+            polled.append(value)
+        else:
+            result.reports.append(value)
+            if on_report is not None:
+                on_report(value)
         fill()
     return result

@@ -86,7 +86,8 @@ def erase_manifest(
         output_storage_options: fsspec options for ``output`` (default: ``storage_options``).
         shard_size: Rows per shard (per task run).
         concurrency: Rows in flight at once inside one shard.
-        max_shards_in_flight: Shards processed at once.
+        max_shards_in_flight: Shards at the API at once (submitting or polling); up to as
+            many more may be downloading and committing their results meanwhile.
         max_attempts: Task UUIDs a row may use after transient task failures.
         max_failed_fraction: Largest failed/total share for the run to end ``Completed``.
         pass_urls: Send public http(s) inputs as URLs instead of inline bytes.
