@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from prefect_flux_erase.engine.imageio import decode_image, decode_mask
+from prefect_flux_erase.pipeline.backends import PIPELINE_POLL_POLICY
 from prefect_flux_erase.pipeline.local_backend import erase_and_encode, resolve_engine, result_seed
 from prefect_flux_erase.pipeline.rows import row_dilate_pixels
 from prefect_flux_erase.runware.errors import InvalidOptionError
@@ -101,7 +102,9 @@ async def erase_single(
         key, image=form(image, image_bytes), mask=form(mask, mask_bytes), overrides=overrides
     )
     del image_bytes, mask_bytes
-    async with (credentials or RunwareCredentials()).get_client() as client:
+    # The manifest pipeline's cadence: a finished image should not wait a second to be seen.
+    client = (credentials or RunwareCredentials()).get_client(poll_policy=PIPELINE_POLL_POLICY)
+    async with client:
         items = await client.run(task)
         return await client.fetch_output(items[0])
 
