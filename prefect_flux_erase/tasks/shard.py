@@ -6,9 +6,9 @@ run concurrently on one client and one event loop (:mod:`prefect_flux_erase.pipe
 Every stage task:
 
 - is a plain (sync) task that runs its stage on an event loop of its own
-  (:func:`run_stage`). An ``async`` task submitted from the sync flow would get a fresh event
-  loop and, with it, a fresh Prefect API client per task run: measured here at ~25 ms of CPU
-  per task run, more than the rows of a small shard cost; a sync task reuses the flow's client;
+  (:func:`~prefect_flux_erase.tasks.loops.run_stage`, which also enforces the stage's
+  timeout): an ``async`` task submitted from the sync flow would get a fresh event loop and a
+  fresh Prefect API client per task run (~25 ms of CPU each, more than a small shard's rows);
 - retries only transient faults (:func:`~prefect_flux_erase.tasks.retry.retry_if_transient`),
   with exponential backoff and jitter; a retry is safe because task UUIDs are deterministic;
 - uses ``cache_policy=NO_CACHE``: polling must never be answered from a cache, and a rerun must
@@ -23,11 +23,8 @@ Every stage task:
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import logging
 from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from prefect import get_run_logger, task
@@ -43,6 +40,7 @@ from prefect_flux_erase.pipeline.shard import (
     submit_shard,
     upload_shard,
 )
+from prefect_flux_erase.tasks.loops import run_stage
 from prefect_flux_erase.tasks.retry import (
     JITTER_FACTOR,
     STAGE_RETRIES,
@@ -54,7 +52,7 @@ T = TypeVar("T")
 
 #: Stage timeouts, in seconds: generous, because a shard waits for a model; a hung stage is
 #: cut off and retried (its rows are recovered by taskUUID, not charged again). They are
-#: enforced on the stage's own event loop (:func:`run_stage`), which cancels the stage's
+#: enforced on the stage's own event loop (``run_stage``), which cancels the stage's
 #: awaits; Prefect's ``timeout_seconds`` cannot interrupt a sync task in a worker thread.
 SUBMIT_TIMEOUT = 1800.0
 POLL_TIMEOUT = 3600.0
@@ -67,40 +65,6 @@ def _logger() -> logging.Logger | logging.LoggerAdapter[Any]:
         return get_run_logger()
     except MissingContextError:
         return logging.getLogger("prefect_flux_erase.tasks")
-
-
-def run_stage(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-    """Run a stage coroutine to completion from sync code, on an event loop of its own.
-
-    In a worker thread (the usual case) the loop runs right here; when the caller's thread
-    already runs an event loop (a stage task called from async code), it runs in a new thread.
-    Past ``timeout`` seconds the stage is cancelled and ``TimeoutError`` (transient: the stage
-    task retries) is raised.
-
-    Example:
-        >>> async def stage() -> int:
-        ...     return 3
-        >>> run_stage(stage(), timeout=60)
-        3
-    """
-
-    async def bounded() -> T:
-        scope = asyncio.timeout(timeout)
-        try:
-            async with scope:
-                return await coro
-        except TimeoutError:
-            if scope.expired():
-                raise TimeoutError(f"the stage did not finish within {timeout} s") from None
-            raise
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(bounded())
-    context = contextvars.copy_context()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flux-erase-stage") as pool:
-        return pool.submit(context.run, asyncio.run, bounded()).result()
 
 
 def _limited(job: ShardJob, stage: Callable[[], Coroutine[Any, Any, T]], timeout: float) -> T:

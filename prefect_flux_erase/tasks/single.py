@@ -11,17 +11,20 @@ from typing import Any, Literal
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.utilities.asyncutils import run_coro_as_sync
 
 from prefect_flux_erase.blocks.credentials import RunwareCredentials
 from prefect_flux_erase.blocks.settings import FluxEraseSettings
 from prefect_flux_erase.pipeline.single import erase_single, erase_to
+from prefect_flux_erase.tasks.loops import run_stage
 from prefect_flux_erase.tasks.retry import (
     JITTER_FACTOR,
     STAGE_RETRIES,
     retry_if_transient,
     stage_retry_delays,
 )
+
+#: Seconds one image may take, end to end, before it is cancelled and retried.
+IMAGE_TIMEOUT = 900.0
 
 
 @task(
@@ -30,7 +33,7 @@ from prefect_flux_erase.tasks.retry import (
     retry_delay_seconds=stage_retry_delays(),
     retry_jitter_factor=JITTER_FACTOR,
     retry_condition_fn=retry_if_transient,
-    timeout_seconds=900,
+    timeout_seconds=IMAGE_TIMEOUT,
     cache_policy=NO_CACHE,
     cache_result_in_memory=False,
 )
@@ -96,7 +99,6 @@ async def aerase_image(
     retry_delay_seconds=stage_retry_delays(),
     retry_jitter_factor=JITTER_FACTOR,
     retry_condition_fn=retry_if_transient,
-    timeout_seconds=900,
     cache_policy=NO_CACHE,
     cache_result_in_memory=False,
 )
@@ -116,14 +118,15 @@ def erase_image(
 ) -> bytes | str:
     """Erase the masked object from one image (blocking twin of :func:`aerase_image`).
 
-    Runs :func:`aerase_image`'s body on an event loop; the arguments are the same.
+    Runs :func:`aerase_image`'s body on an event loop of its own (a sync task reuses the flow's
+    Prefect client; the timeout is enforced on that loop); the arguments are the same.
 
     Example:
         ```python
         erase_image("photos/cat.jpg", "masks/cat.png", output="erased/cat.jpg")
         ```
     """
-    result: bytes | str = run_coro_as_sync(
+    result: bytes | str = run_stage(
         aerase_image.fn(
             image,
             mask,
@@ -136,6 +139,7 @@ def erase_image(
             output_storage_options=output_storage_options,
             pass_urls=pass_urls,
             local_engine=local_engine,
-        )
+        ),
+        IMAGE_TIMEOUT,
     )
     return result

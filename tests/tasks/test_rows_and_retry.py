@@ -126,7 +126,7 @@ def test_stage_tasks_are_configured_for_safe_retries() -> None:
 def test_a_stage_past_its_timeout_is_cancelled_with_a_transient_timeout_error() -> None:
     import asyncio
 
-    from prefect_flux_erase.tasks.shard import run_stage
+    from prefect_flux_erase.tasks.loops import run_stage
 
     cancelled = []
 
