@@ -58,22 +58,44 @@ def run_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="flux-erase run", description="Erase every row of a Parquet manifest.")
     p.add_argument("manifest", help="URI of the Parquet manifest (file, folder or glob)")
     p.add_argument("--output", required=True, help="URI of the output root")
-    p.add_argument("--backend", choices=("local", "runware"), default="local")
+    p.add_argument(
+        "--backend",
+        choices=("local", "runware"),
+        default="local",
+        help="local: the embedded engine, offline (default); runware: the API (RUNWARE_API_KEY)",
+    )
     p.add_argument("--base-url", help="Runware endpoint (e.g. the emulator); runware backend")
     p.add_argument("--dilate-pixels", type=int, help="settings.dilatePixels, 0-50 (default 10)")
-    p.add_argument("--output-format", choices=("JPG", "PNG", "WEBP"), default="JPG")
+    p.add_argument(
+        "--output-format",
+        choices=("JPG", "PNG", "WEBP"),
+        default="JPG",
+        help="outputFormat of the erased images (default JPG; PNG/WEBP keep alpha)",
+    )
     p.add_argument("--output-quality", type=int, default=95, help="20-99 (default 95)")
-    p.add_argument("--output-type", choices=("URL", "base64Data", "dataURI"), default="URL")
+    p.add_argument(
+        "--output-type",
+        choices=("URL", "base64Data", "dataURI"),
+        default="URL",
+        help="outputType: how the API returns results (default URL)",
+    )
     p.add_argument("--number-results", type=int, default=1, help="results per row, 1-20")
     p.add_argument("--concurrency", type=int, default=16, help="rows in flight per shard")
     p.add_argument("--shard-size", type=int, default=100, help="rows per shard")
-    p.add_argument("--max-shards-in-flight", type=int, default=4)
+    p.add_argument(
+        "--max-shards-in-flight", type=int, default=4, help="shards processed at once (default 4)"
+    )
     p.add_argument("--storage-options", type=_json_object, help="fsspec options as JSON")
     p.add_argument("--output-storage-options", type=_json_object, help="fsspec options, output")
-    p.add_argument("--max-failed-fraction", type=float, default=0.0)
-    p.add_argument("--image-column", default="image_uri")
-    p.add_argument("--mask-column", default="mask_uri")
-    p.add_argument("--key-column")
+    p.add_argument(
+        "--max-failed-fraction",
+        type=float,
+        default=0.0,
+        help="fraction of rows allowed to fail before the run counts as failed (default 0)",
+    )
+    p.add_argument("--image-column", default="image_uri", help="column of image URIs")
+    p.add_argument("--mask-column", default="mask_uri", help="column of mask URIs")
+    p.add_argument("--key-column", help="column of row keys (default: row_key if present)")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     p.add_argument("--engine", default="local", help="engine of the local backend (local, echo)")
     return p

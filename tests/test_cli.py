@@ -238,3 +238,17 @@ def test_demo_runs_offline_and_says_where_everything_is(
     assert "report: " in out
     assert len(list((tmp_path / "demo" / "output" / "images").glob("*.jpg"))) == 4
     assert (tmp_path / "demo" / "output" / "report.html").exists()
+
+
+@pytest.mark.parametrize("command", ["run", "emulator"])
+def test_every_option_explains_itself_in_help(command: str) -> None:
+    from prefect_flux_erase.cli import run_parser
+    from prefect_flux_erase.emulator.command import parser as emulator_parser
+
+    parser = run_parser() if command == "run" else emulator_parser()
+    undocumented = [
+        action.dest
+        for action in parser._actions
+        if action.dest != "help" and not (action.help or "").strip()
+    ]
+    assert undocumented == []
