@@ -20,6 +20,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from prefect_flux_erase.pipeline.config import DEFAULT_POLL_TIMEOUT
+
 USAGE = """usage: flux-erase {run,manifest,demo,emulator} ...
 
   run        erase every row of a Parquet manifest
@@ -87,6 +89,13 @@ def run_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--storage-options", type=_json_object, help="fsspec options as JSON")
     p.add_argument("--output-storage-options", type=_json_object, help="fsspec options, output")
+    p.add_argument(
+        "--poll-timeout",
+        type=float,
+        default=DEFAULT_POLL_TIMEOUT,
+        help=f"seconds a row may stay unfinished on the server before it fails "
+        f"(default {DEFAULT_POLL_TIMEOUT:.0f})",
+    )
     p.add_argument(
         "--max-failed-fraction",
         type=float,
@@ -238,6 +247,7 @@ def cmd_run(argv: Sequence[str]) -> int:
         max_shards_in_flight=args.max_shards_in_flight,
         max_attempts=3,
         max_failed_fraction=args.max_failed_fraction,
+        poll_timeout=args.poll_timeout,
     )
     where = f" at {credentials.base_url}" if credentials is not None else " (offline)"
     print(f"flux-erase: backend {args.backend}{where}", file=sys.stderr)
@@ -257,6 +267,7 @@ def cmd_run(argv: Sequence[str]) -> int:
         concurrency=args.concurrency,
         max_shards_in_flight=args.max_shards_in_flight,
         max_failed_fraction=args.max_failed_fraction,
+        poll_timeout=args.poll_timeout,
         report=not args.no_report,
         local_engine=args.engine,
     )

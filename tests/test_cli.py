@@ -141,6 +141,7 @@ def test_run_against_the_emulator_with_a_base_url(
         (["run", "m.parquet", "--output", "o", "--base-url", "http://x/v1"], "--backend runware"),
         (["run", "m.parquet", "--output", "o", "--dilate-pixels", "99"], "dilatePixels"),
         (["run", "m.parquet", "--output", "o", "--concurrency", "0"], "concurrency"),
+        (["run", "m.parquet", "--output", "o", "--poll-timeout", "0"], "poll_timeout"),
         (["run", "m.parquet", "--output", "o", "--backend", "runware"], "RUNWARE_API_KEY"),
         (["frobnicate"], "unknown command"),
     ],

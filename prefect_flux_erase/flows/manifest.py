@@ -20,7 +20,7 @@ from prefect_flux_erase.flows.validation import (
     resolve_credentials,
 )
 from prefect_flux_erase.manifest import ManifestSpec, plan_manifest
-from prefect_flux_erase.pipeline.config import ShardJob, compute_run_key
+from prefect_flux_erase.pipeline.config import DEFAULT_POLL_TIMEOUT, ShardJob, compute_run_key
 from prefect_flux_erase.pipeline.shard import ShardReport
 from prefect_flux_erase.runware.polling import PollPolicy
 from prefect_flux_erase.runware.redaction import redact_url
@@ -54,6 +54,7 @@ def erase_manifest(
     concurrency: int = 16,
     max_shards_in_flight: int = 4,
     max_attempts: int = 3,
+    poll_timeout: float = DEFAULT_POLL_TIMEOUT,
     max_failed_fraction: float = 0.0,
     pass_urls: bool = False,
     concurrency_limit: str | None = None,
@@ -89,6 +90,8 @@ def erase_manifest(
         max_shards_in_flight: Shards at the API at once (submitting or polling); up to as
             many more may be downloading and committing their results meanwhile.
         max_attempts: Task UUIDs a row may use after transient task failures.
+        poll_timeout: Seconds a submitted row may stay unfinished on the server before it
+            fails with ``pollTimeout`` (a rerun collects it later without a second charge).
         max_failed_fraction: Largest failed/total share for the run to end ``Completed``.
         pass_urls: Send public http(s) inputs as URLs instead of inline bytes.
         concurrency_limit: Name of a Prefect global concurrency limit capping in-flight
@@ -123,6 +126,7 @@ def erase_manifest(
         max_shards_in_flight=max_shards_in_flight,
         max_attempts=max_attempts,
         max_failed_fraction=max_failed_fraction,
+        poll_timeout=poll_timeout,
     )
     credentials = resolve_credentials(backend, credentials)
     if backend == "runware":
@@ -155,6 +159,7 @@ def erase_manifest(
         input_storage_options=storage_options,
         concurrency=concurrency,
         max_attempts=max_attempts,
+        poll_timeout=poll_timeout,
         pass_urls=pass_urls,
         concurrency_limit=concurrency_limit,
         poll_policy=poll_policy,

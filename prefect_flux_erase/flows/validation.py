@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from prefect_flux_erase.blocks.credentials import API_KEY_ENV, RunwareCredentials
-from prefect_flux_erase.pipeline.config import BACKENDS
+from prefect_flux_erase.pipeline.config import BACKENDS, DEFAULT_POLL_TIMEOUT
 
 
 class RunConfigError(ValueError):
@@ -23,6 +23,7 @@ def check_run_options(
     max_shards_in_flight: int,
     max_attempts: int,
     max_failed_fraction: float,
+    poll_timeout: float = DEFAULT_POLL_TIMEOUT,
 ) -> None:
     """Raise :class:`RunConfigError` for the first invalid option.
 
@@ -49,6 +50,8 @@ def check_run_options(
         raise RunConfigError(
             f"max_failed_fraction must be between 0 and 1; got {max_failed_fraction!r}"
         )
+    if not poll_timeout > 0:
+        raise RunConfigError(f"poll_timeout must be > 0 seconds; got {poll_timeout!r}")
 
 
 def resolve_credentials(

@@ -172,7 +172,7 @@ class RunwareBackend:
             return ticket.failed(
                 "pollTimeout",
                 f"the task was still running after {self.job.poll_timeout:.0f} s of polling; "
-                "rerun the flow to collect it (it is not charged again) or raise poll_timeout",
+                "raise poll_timeout (erase_manifest(poll_timeout=...) or --poll-timeout)",
             )
         if error is None:  # a failed outcome without an error object: keep the row, say so
             return ticket.failed("unknownError", "the API reported a failure without details")

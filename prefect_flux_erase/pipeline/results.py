@@ -58,6 +58,13 @@ RUN_KEY_METADATA = b"prefect_flux_erase.run_key"
 SHARD_METADATA = b"prefect_flux_erase.shard"
 IMAGE_COLUMN_METADATA = b"prefect_flux_erase.image_column"
 MASK_COLUMN_METADATA = b"prefect_flux_erase.mask_column"
+UNFINISHED_METADATA = b"prefect_flux_erase.unfinished_rows"
+
+#: Failures after which the row's task may still have run (and been charged) on the server:
+#: a rerun of the same run key polls it by its task UUID instead of losing a paid result.
+UNFINISHED_CODES: frozenset[str] = frozenset(
+    {"pollTimeout", "notFinished", "unanswered", "missingReply"}
+)
 #: Rows per row group of ``results.parquet`` (parts are small; this many are buffered).
 RESULTS_ROW_GROUP_ROWS = 32_768
 _PART_NAME = re.compile(r"^shard-(\d{5,})\.parquet$")
@@ -196,7 +203,12 @@ def write_part(
         )
         for f in target
     ]
-    metadata = {RUN_KEY_METADATA: run_key.encode(), SHARD_METADATA: str(shard_index).encode()}
+    unfinished = sum(o.error_code in UNFINISHED_CODES for o in ordered)
+    metadata = {
+        RUN_KEY_METADATA: run_key.encode(),
+        SHARD_METADATA: str(shard_index).encode(),
+        UNFINISHED_METADATA: str(unfinished).encode(),
+    }
     table = pa.Table.from_arrays(arrays, schema=target.with_metadata(metadata))
     uri = part_uri(output, shard_index)
     if not storage.is_within(output, uri):
@@ -223,24 +235,27 @@ def _list_parts(output: str, storage_options: Mapping[str, Any] | None) -> dict[
     return parts
 
 
-def _part_run_key(uri: str, storage_options: Mapping[str, Any] | None) -> str | None:
+def _part_state(uri: str, storage_options: Mapping[str, Any] | None) -> tuple[str | None, int]:
+    """A part's run key and its count of unfinished rows, from the footer alone."""
     fs, path = storage.resolve(uri, storage_options)
     try:
         with fs.open(path, "rb", block_size=256 * 1024) as f:
             metadata = pq.read_metadata(f).metadata or {}
     except (OSError, ValueError, pa.ArrowException):
-        return None  # unreadable or truncated: not a commit, the shard runs again
+        return None, 0  # unreadable or truncated: not a commit, the shard runs again
     value = metadata.get(RUN_KEY_METADATA)
-    return value.decode() if value is not None else None
+    unfinished = int(metadata.get(UNFINISHED_METADATA, b"0") or 0)
+    return (value.decode() if value is not None else None), unfinished
 
 
 def committed_shards(
     output: str, run_key: str, storage_options: Mapping[str, Any] | None = None
 ) -> set[int]:
-    """Indexes of shards whose part was committed by the run ``run_key``.
+    """Indexes of shards whose part was committed, and is final, for the run ``run_key``.
 
     Parts of another run key, unreadable parts and temporary files do not count (the new run
-    overwrites them).
+    overwrites them); nor do parts with rows that failed unfinished (:data:`UNFINISHED_CODES`):
+    their shard runs again, so those rows are collected by their task UUIDs, not lost.
 
     Example:
         >>> committed_shards("memory://doc/nothing-yet", "run")
@@ -248,8 +263,12 @@ def committed_shards(
     """
     parts = _list_parts(output, storage_options)
     with ThreadPoolExecutor(max_workers=8) as pool:
-        keys = pool.map(lambda u: _part_run_key(u, storage_options), parts.values())
-        return {index for index, key in zip(parts, keys, strict=True) if key == run_key}
+        keys = pool.map(lambda u: _part_state(u, storage_options), parts.values())
+        return {
+            index
+            for index, (key, unfinished) in zip(parts, keys, strict=True)
+            if key == run_key and unfinished == 0
+        }
 
 
 def _read_part(
@@ -347,7 +366,7 @@ def assemble_results(
     target = results_schema(plan.schema)
     known_key = run_key
     if known_key is None and plan.shards:
-        known_key = _part_run_key(parts[plan.shards[0].index], storage_options)
+        known_key = _part_state(parts[plan.shards[0].index], storage_options)[0]
     metadata = {IMAGE_COLUMN_METADATA: plan.image_column, MASK_COLUMN_METADATA: plan.mask_column}
     if known_key:
         metadata[RUN_KEY_METADATA] = known_key

@@ -169,6 +169,48 @@ def test_faults_of_every_kind_leave_every_good_row_succeeded_and_charged_once(
     assert sorted(billed) == sorted(r["task_uuid"] for r in rows)
 
 
+def test_rows_past_the_poll_timeout_are_collected_by_a_rerun_without_a_second_charge(
+    tmp_path: Path, emu: EmulatorServer
+) -> None:
+    root = str(tmp_path)
+    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 3))
+    emu.configure(latency=1.5)
+
+    state = _run(
+        manifest,
+        f"{root}/out",
+        backend="runware",
+        credentials=credentials_for(emu.url),
+        shard_size=3,
+        poll_timeout=0.3,
+        max_failed_fraction=1.0,
+    )
+
+    assert state.is_completed(), state.message
+    rows = _results(f"{root}/out")
+    assert {(r["status"], r["error_code"]) for r in rows} == {("failed", "pollTimeout")}
+    assert all("poll_timeout" in r["error_message"] for r in rows)
+    # A timeout is not a definite failure: no second attempt was submitted for any row.
+    assert emu.stats()["requests_by_task_type"]["imageInference"] == 3
+    emu.wait_idle()
+    assert len(emu.stats()["billed"]) == 3  # the server finished and charged them all
+
+    # The shard is not final: a rerun collects the paid results by task UUID, charging nothing.
+    again = _run(
+        manifest,
+        f"{root}/out",
+        backend="runware",
+        credentials=credentials_for(emu.url),
+        shard_size=3,
+    )
+
+    assert again.is_completed(), again.message
+    rows = _results(f"{root}/out")
+    assert {(r["status"], r["resumed"]) for r in rows} == {("succeeded", True)}
+    assert {e["count"] for e in emu.stats()["billed"].values()} == {1}
+    assert sorted(emu.stats()["billed"]) == sorted(r["task_uuid"] for r in rows)
+
+
 def test_rerun_of_a_finished_manifest_makes_no_api_request(
     tmp_path: Path, emu: EmulatorServer
 ) -> None:

@@ -108,6 +108,22 @@ def test_committed_shards_match_the_run_key_only(root: Root) -> None:
     assert committed_shards(root.join("never-written"), "run-a", root.options) == set()
 
 
+@pytest.mark.parametrize("code", sorted(results.UNFINISHED_CODES))
+def test_a_part_with_unfinished_rows_is_not_final(root: Root, code: str) -> None:
+    spec, plan = make_plan(root, rows=10)
+    output = root.join("out")
+    rows = read_manifest_shard(spec, plan.shards[0])
+    outcomes = [outcome_for(r, output) for r in rows]
+    outcomes[1] = RowOutcome(
+        row_key=rows[1].key, row_index=rows[1].index, status="failed", error_code=code
+    )
+    write_part(output, 0, "run-u", rows, outcomes, root.options)
+    assert committed_shards(output, "run-u", root.options) == set()
+    outcomes[1] = outcome_for(rows[1], output)
+    write_part(output, 0, "run-u", rows, outcomes, root.options)
+    assert committed_shards(output, "run-u", root.options) == {0}
+
+
 def test_a_new_run_overwrites_parts_of_another_run(root: Root) -> None:
     spec, plan = make_plan(root, rows=10)
     output = root.join("out")
