@@ -81,6 +81,9 @@ def test_metadata_has_the_version_extras_and_licence(wheel: zipfile.ZipFile) -> 
     assert meta["Version"] == __version__
     assert meta["Requires-Python"] == ">=3.11"
     assert meta["License-Expression"] == "Apache-2.0"
+    assert meta.get_all("License-File") == ["LICENSE"]
+    licence = next(n for n in wheel.namelist() if n.endswith(".dist-info/licenses/LICENSE"))
+    assert b"Apache License" in wheel.read(licence)
     assert set(meta.get_all("Provides-Extra") or []) >= EXTRAS
     requires = meta.get_all("Requires-Dist") or []
     assert any(r.startswith("s3fs") and 'extra == "s3"' in r for r in requires)
