@@ -29,7 +29,7 @@ EXTRAS = {"s3", "gcs", "azure", "dask", "ray", "docs", "examples", "dev"}
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     """Build the wheel from a clean copy of the sources (the work tree stays untouched)."""
     src = tmp_path_factory.mktemp("src")
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, src / name)
     shutil.copytree(
         ROOT / "prefect_flux_erase",
