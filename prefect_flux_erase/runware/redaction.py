@@ -116,6 +116,8 @@ HTTP_LOGGERS: Final[tuple[str, ...]] = (
     "httpcore.http11",
     "httpcore.http2",
     "httpcore.proxy",
+    "aiohttp.client",
+    "aiohttp.internal",
 )
 _FILTER = RedactingLogFilter()
 

@@ -17,9 +17,7 @@ any other status ``httpError`` (classified by the status).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-import ssl
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -29,6 +27,7 @@ import orjson
 from pydantic import SecretStr
 
 from prefect_flux_erase._version import __version__
+from prefect_flux_erase.runware.downloads import Download, Downloads
 from prefect_flux_erase.runware.errors import (
     PermanentError,
     RateLimitError,
@@ -43,6 +42,7 @@ from prefect_flux_erase.runware.redaction import install_log_redaction, redact_t
 from prefect_flux_erase.runware.responses import ErrorObject, Reply, parse_reply
 from prefect_flux_erase.runware.retry import RetryPolicy, parse_retry_after
 from prefect_flux_erase.runware.stats import ClientStats, RetryEvent
+from prefect_flux_erase.runware.tls import shared_ssl_context
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,22 +52,6 @@ _TRANSIENT_STATUS = frozenset({408, 425, 429})
 
 def _is_transient_status(status: int) -> bool:
     return status in _TRANSIENT_STATUS or status >= 500
-
-
-@functools.cache
-def shared_ssl_context() -> ssl.SSLContext:
-    """The process's TLS context for API and output requests, built once.
-
-    Building one loads the CA bundle (~20 ms of CPU); a pipeline opens a client per shard
-    stage, so building it per client cost more CPU than the requests themselves. An
-    ``SSLContext`` may be shared by any number of connections and threads. It honours
-    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` as httpx's own default does.
-
-    Example:
-        >>> shared_ssl_context() is shared_ssl_context()
-        True
-    """
-    return httpx.create_ssl_context(trust_env=True)
 
 
 @dataclass
@@ -160,6 +144,18 @@ class ApiTransport:
             headers={"User-Agent": f"prefect-flux-erase/{__version__} httpx/{httpx.__version__}"},
             follow_redirects=False,
         )
+        # Output downloads go over aiohttp (see downloads.py), unless a transport was injected:
+        # then everything goes through it, so that a test's faults reach downloads too.
+        self._downloads = (
+            Downloads(
+                timeout=timeout,
+                max_connections=max_connections,
+                user_agent=f"prefect-flux-erase/{__version__}",
+                redact=self.redact,
+            )
+            if transport is None
+            else None
+        )
 
     def __repr__(self) -> str:
         return f"ApiTransport(url={redact_url(self.url)!r}, api_key=SecretStr('**********'))"
@@ -203,6 +199,8 @@ class ApiTransport:
             ```
         """
         await self.http.aclose()
+        if self._downloads is not None:
+            await self._downloads.aclose()
 
     # -- API requests -------------------------------------------------------------------------
 
@@ -336,24 +334,49 @@ class ApiTransport:
 
     async def _get_once(self, url: str) -> bytes:
         shown = redact_url(url)
+        describe = f"GET {shown}"
         async with self.limiter.slot() as slot:
-            response = await self._send(
-                self.http.get(url, follow_redirects=True), describe=f"GET {shown}"
-            )
-            if response.is_success:
+            if self._downloads is not None:
+                answer = await self._download(url, describe)
+            else:
+                response = await self._send(
+                    self.http.get(url, follow_redirects=True), describe=describe
+                )
+                answer = Download(
+                    response.status_code,
+                    response.reason_phrase,
+                    response.headers.get("retry-after"),
+                    response.content,
+                )
+            if answer.ok:
                 slot.succeeded()
-                return response.content
-            if response.status_code == 429:
+                return answer.body
+            if answer.status == 429:
                 slot.rate_limited()
                 self.stats.rate_limited += 1
-        status = response.status_code
+        status = answer.status
         cls = classify(None, status)
         raise cls(
-            self.redact(f"downloading {shown} answered HTTP {status} {response.reason_phrase}"),
+            self.redact(f"downloading {shown} answered HTTP {status} {answer.reason}"),
             code="httpError",
             http_status=status,
-            retry_after=parse_retry_after(response.headers.get("retry-after")),
+            retry_after=parse_retry_after(answer.retry_after),
         )
+
+    async def _download(self, url: str, describe: str) -> Download:
+        assert self._downloads is not None
+        self.stats.requests += 1
+        try:
+            answer = await self._downloads.get(url, describe=describe)
+        except TransportError as exc:
+            self.stats.statuses["transport"] += 1
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("%s", exc.message)
+            raise
+        self.stats.statuses[answer.status] += 1
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s -> HTTP %d", describe, answer.status)
+        return answer
 
     # -- shared machinery ---------------------------------------------------------------------
 
