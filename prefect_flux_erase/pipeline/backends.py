@@ -213,6 +213,7 @@ class RunwareBackend:
             ticket = replace(
                 p.ticket,
                 started=p.ticket.started or started,
+                sent_at=started,
                 submits=p.ticket.submits + 1,
             )
             outcome = outcomes.get(p.task.task_uuid)
@@ -241,7 +242,9 @@ class RunwareBackend:
             return []
         n = self.job.settings.number_results
         expected = {t.task_uuid: n for t in tickets if t.task_uuid}
-        outcomes = await self._client.poll(expected, timeout=timeout)
+        outcomes = await self._client.poll(
+            expected, timeout=timeout, policy=self._policy_since(tickets)
+        )
         settled = []
         for ticket in tickets:
             outcome = outcomes.get(ticket.task_uuid or "")
@@ -252,6 +255,19 @@ class RunwareBackend:
                 continue
             settled.append(await self._settle(ticket, outcome, store))
         return settled
+
+    def _policy_since(self, tickets: Sequence[RowTicket]) -> PollPolicy:
+        """The client's cadence, its first wait shortened by the time since the last submission.
+
+        The poll stage starts a moment after the submit stage ended (a task run in between):
+        waiting the whole initial delay again would leave finished rows unseen that long.
+        """
+        policy = self._client.poll_policy
+        sent = [t.sent_at for t in tickets if t.sent_at is not None]
+        if not sent:
+            return policy
+        waited = max(0.0, time.time() - max(sent))
+        return replace(policy, initial_delay=max(0.0, policy.initial_delay - waited))
 
     async def fetch(self, ticket: RowTicket, ref: ResultRef) -> bytes:
         """Download a result URL through the client (retries, redaction, limits)."""

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from prefect_flux_erase.engine.imageio import (
     DecodedImage,
@@ -82,6 +83,8 @@ class RowTicket:
     started: float | None = None
     finished: float | None = None
     submits: int = 0
+    #: When the row was last sent (epoch seconds): polling is timed from here.
+    sent_at: float | None = None
 
     def next_attempt(self) -> RowTicket:
         """The same row, moved to a fresh attempt (new taskUUID) after a definite failure."""
@@ -138,6 +141,58 @@ class RowTicket:
             task_uuid=self.task_uuid,
             resumed=self.resumed,
         )
+
+
+class RowTickets(Sequence[RowTicket]):
+    """An immutable sequence of tickets (a shard's rows) that Prefect passes as one value.
+
+    Prefect walks every task parameter looking for futures and states: through tuples and
+    dataclasses, field by field. For a shard's tickets that cost ~2.5 ms per 32 rows per task
+    run, twice per stage (measured); a sequence that is neither a tuple nor a dataclass is one
+    value to it. Compares, hashes and pickles like the tuple it wraps.
+
+    Example:
+        >>> t = RowTicket(row_index=0, row_key="a", image_uri="a.png", mask_uri="m.png")
+        >>> tickets = RowTickets([t, t])
+        >>> len(tickets), tickets[0].row_key, tickets == RowTickets((t, t))
+        (2, 'a', True)
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[RowTicket] = ()) -> None:
+        self._items = tuple(items)
+
+    @overload
+    def __getitem__(self, index: int) -> RowTicket: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> RowTickets: ...
+
+    def __getitem__(self, index: int | slice) -> RowTicket | RowTickets:
+        if isinstance(index, slice):
+            return RowTickets(self._items[index])
+        return self._items[index]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[RowTicket]:
+        return iter(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RowTickets):
+            return self._items == other._items
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._items)
+
+    def __repr__(self) -> str:
+        return f"RowTickets({list(self._items)!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (RowTickets, (self._items,))
 
 
 @dataclass

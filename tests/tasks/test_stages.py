@@ -159,3 +159,31 @@ async def test_inline_outputs_are_written_when_they_arrive(
         uris = [r.written_uri for r in t.results]
         assert uris == [f"{root}/out/images/{t.row_key}_{k}.png" for k in (0, 1)]
         assert all(storage.read_bytes(u)[:4] == b"\x89PNG" for u in uris if u)
+
+
+def test_first_poll_is_timed_from_the_submission_not_from_the_poll_stage(
+    tmp_path: Path, emu: EmulatorServer
+) -> None:
+    import time
+    from dataclasses import replace
+
+    from prefect_flux_erase.pipeline.backends import RunwareBackend
+    from prefect_flux_erase.pipeline.rows import RowTicket
+    from prefect_flux_erase.runware.polling import PollPolicy
+
+    policy = PollPolicy(initial_delay=100.0, interval=0.5)
+    job = replace(make_job("m.parquet", str(tmp_path), url=emu.url), poll_policy=policy)
+    backend = RunwareBackend(job)
+    row = RowTicket(row_index=0, row_key="a", image_uri="a.png", mask_uri="m.png")
+    now = time.time()
+
+    long_ago = backend._policy_since([replace(row, sent_at=now - 500.0)])
+    # The latest submission counts; rows never sent (failed locally) do not.
+    recent = [replace(row, sent_at=now - 400.0), replace(row, sent_at=now - 50.0), row]
+    a_moment_ago = backend._policy_since(recent)
+    never_sent = backend._policy_since([row])
+
+    assert long_ago.initial_delay == 0.0
+    assert 0.0 < a_moment_ago.initial_delay <= 50.0
+    assert never_sent.initial_delay == 100.0
+    assert long_ago.interval == a_moment_ago.interval == 0.5
