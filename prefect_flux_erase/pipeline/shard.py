@@ -29,7 +29,13 @@ from typing import TYPE_CHECKING, TypeVar
 
 from prefect_flux_erase.pipeline.backends import RunwareBackend, Store, open_backend
 from prefect_flux_erase.pipeline.local_backend import LocalBackend
-from prefect_flux_erase.pipeline.rows import PreparedRow, RowTicket, prepare_row, ticket_for
+from prefect_flux_erase.pipeline.rows import (
+    PreparedRow,
+    RowTicket,
+    RowTickets,
+    prepare_row,
+    ticket_for,
+)
 from prefect_flux_erase.runware.errors import RunwareError
 from prefect_flux_erase.runware.media import ext_for_format
 from prefect_flux_erase.runware.redaction import redact_text, redact_url
@@ -60,7 +66,7 @@ class ShardTickets:
     """
 
     shard: Shard
-    tickets: tuple[RowTicket, ...]
+    tickets: RowTickets
 
     def counts(self) -> dict[str, int]:
         """Rows per ticket state."""
@@ -192,7 +198,7 @@ async def submit_shard(job: ShardJob, shard: Shard, backend: Backend | None = No
     tickets = [ticket_for(row, job) for row in read_shard(job.manifest, shard)]
     async with _backend(job, backend) as active:
         sent = await _send(job, active, tickets, make_store(job))
-    return ShardTickets(shard, tuple(sent))
+    return ShardTickets(shard, RowTickets(sent))
 
 
 def _needs_resend(ticket: RowTicket, job: ShardJob) -> RowTicket | None:
@@ -259,7 +265,7 @@ async def poll_shard(
             sent = await _send(job, active, [resend[i] for i in order], store)
             for i, ticket in zip(order, sent, strict=True):
                 tickets[i] = ticket
-    return ShardTickets(submitted.shard, tuple(_give_up(t) for t in tickets))
+    return ShardTickets(submitted.shard, RowTickets(_give_up(t) for t in tickets))
 
 
 async def _materialise(
