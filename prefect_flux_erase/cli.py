@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -318,8 +319,8 @@ def cmd_demo(argv: Sequence[str]) -> int:
     p.add_argument("--out", default="flux-erase-demo", help="folder for inputs and outputs")
     p.add_argument("--engine", default="local", help="local engine: local (default) or echo")
     args = p.parse_args(list(argv))
-    import os
-
+    # The demo is the offline path: keep Prefect's usage analytics from reaching for the network.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from prefect_flux_erase.flows.demo import prepare_demo_inputs
 
     root = os.path.abspath(args.out)
@@ -382,6 +383,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         print(f"flux-erase: unknown command {command!r}\n{USAGE}", file=sys.stderr, end="")
         return 2
+    # Without a PREFECT_API_URL, flows start a temporary local server; its first start on a
+    # fresh install (bytecode, database migrations) can outlast Prefect's 20 s default.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     if any(a in ("-h", "--help") for a in rest):
         parsers = {"run": run_parser}
         if command in parsers:

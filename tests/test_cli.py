@@ -253,3 +253,18 @@ def test_every_option_explains_itself_in_help(command: str) -> None:
         if action.dest != "help" and not (action.help or "").strip()
     ]
     assert undocumented == []
+
+
+def test_a_cold_temporary_prefect_server_gets_time_to_start_unless_the_user_said_otherwise(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    name = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+    monkeypatch.delenv(name, raising=False)
+    assert main(["run", "--help"]) == 0
+    assert os.environ[name] == "180"
+    monkeypatch.setenv(name, "42")
+    assert main(["run", "--help"]) == 0
+    assert os.environ[name] == "42"
+    assert "--poll-timeout" in capsys.readouterr().out
