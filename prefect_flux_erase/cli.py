@@ -321,9 +321,13 @@ def cmd_demo(argv: Sequence[str]) -> int:
     args = p.parse_args(list(argv))
     # The demo is the offline path: keep Prefect's usage analytics from reaching for the network.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    root = os.path.abspath(args.out)
+    if not os.environ.get("PREFECT_HOME") and not os.environ.get("PREFECT_API_URL"):
+        # A Prefect home of its own: the demo neither reads your profiles (a Cloud workspace, say)
+        # nor migrates a ~/.prefect database that another Prefect version may own.
+        os.environ["PREFECT_HOME"] = os.path.join(root, ".prefect")
     from prefect_flux_erase.flows.demo import prepare_demo_inputs
 
-    root = os.path.abspath(args.out)
     inputs = prepare_demo_inputs(root)
     print(
         f"flux-erase demo: backend local (the embedded erase engine; offline, no API key), "

@@ -268,3 +268,37 @@ def test_a_cold_temporary_prefect_server_gets_time_to_start_unless_the_user_said
     assert main(["run", "--help"]) == 0
     assert os.environ[name] == "42"
     assert "--poll-timeout" in capsys.readouterr().out
+
+
+def test_demo_keeps_to_a_prefect_home_of_its_own(tmp_path: Path) -> None:
+    """A user's ~/.prefect (profiles, a database of another Prefect version) stays untouched."""
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    (home / ".prefect").mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_HOME", "PREFECT_API_URL")}
+    env["HOME"] = str(home)
+    out = tmp_path / "demo"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "prefect_flux_erase.cli",
+            "demo",
+            "--out",
+            str(out),
+            "--engine",
+            "echo",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "4 of 4 rows succeeded" in proc.stdout
+    assert (out / ".prefect").is_dir()
+    assert list((home / ".prefect").iterdir()) == []
