@@ -93,6 +93,9 @@ class Shard:
     row_start: int
     row_stop: int
     global_start: int
+    #: (row, first row with the same key) for rows whose key repeats an earlier row's key
+    #: (see :func:`~prefect_flux_erase.manifest_keys.mark_duplicate_keys`).
+    duplicates: tuple[tuple[int, int], ...] = ()
 
     @property
     def num_rows(self) -> int:

@@ -20,6 +20,7 @@ from prefect_flux_erase.flows.validation import (
     resolve_credentials,
 )
 from prefect_flux_erase.manifest import ManifestSpec, plan_manifest
+from prefect_flux_erase.manifest_keys import mark_duplicate_keys
 from prefect_flux_erase.pipeline.config import DEFAULT_POLL_TIMEOUT, ShardJob, compute_run_key
 from prefect_flux_erase.pipeline.shard import ShardReport
 from prefect_flux_erase.runware.polling import PollPolicy
@@ -140,7 +141,8 @@ def erase_manifest(
         mask_column=mask_column,
         key_column=key_column,
     )
-    plan = plan_manifest(spec, shard_size=shard_size)
+    # Rows sharing a key would share a task UUID and an output file: the first one runs.
+    plan = mark_duplicate_keys(spec, plan_manifest(spec, shard_size=shard_size))
     run_key = compute_run_key(
         manifest=manifest,
         output=output,
@@ -181,6 +183,14 @@ def erase_manifest(
         len(plan.shards) - len(todo),
         redact_url(output),
     )
+    duplicates = sum(len(s.duplicates) for s in plan.shards)
+    if duplicates:
+        logger.warning(
+            "%d rows repeat an earlier row's key (%s); they fail with duplicateRowKey and only "
+            "the first row with each key is erased",
+            duplicates,
+            key_column or "row_key",
+        )
     progress = ProgressArtifact(run_key, total_rows=plan.num_rows, done_rows=skipped_rows)
     tally = {"done": skipped_rows, "failed": 0, "cost": 0.0}
     report_progress(Progress(skipped_rows, plan.num_rows), listener)

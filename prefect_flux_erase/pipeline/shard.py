@@ -195,10 +195,29 @@ async def submit_shard(job: ShardJob, shard: Shard, backend: Backend | None = No
     """
     from prefect_flux_erase.manifest import read_shard
 
-    tickets = [ticket_for(row, job) for row in read_shard(job.manifest, shard)]
+    rows = read_shard(job.manifest, shard)
+    tickets = [ticket_for(row, job) for row in rows]
+    if shard.duplicates:
+        tickets = _fail_duplicates(tickets, dict(shard.duplicates))
     async with _backend(job, backend) as active:
         sent = await _send(job, active, tickets, make_store(job))
     return ShardTickets(shard, RowTickets(sent))
+
+
+def _fail_duplicates(tickets: list[RowTicket], first: dict[int, int]) -> list[RowTicket]:
+    """Fail the rows whose key an earlier row already has (they would share its taskUUID and
+    output file); the first row with the key is processed as usual."""
+    return [
+        t.failed(
+            "duplicateRowKey",
+            f"row key {t.row_key!r} is also the key of row {first[t.row_index]}, which is "
+            "processed; this row is skipped so that it cannot take that row's result or "
+            "overwrite its output. Give every row a unique key (key_column)",
+        )
+        if t.row_index in first
+        else t
+        for t in tickets
+    ]
 
 
 def _needs_resend(ticket: RowTicket, job: ShardJob) -> RowTicket | None:
