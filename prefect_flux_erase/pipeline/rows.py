@@ -3,9 +3,10 @@
 A ticket is the small descriptor a shard's stages pass along: which row, which taskUUID and
 attempt, where it stands, and references to its results — never image bytes. `prepare_row`
 checks a row before any API call is spent on it: the key is safe, both inputs are readable and
-decodable, the mask has the image's size, the per-row ``dilatePixels`` and the task options are
-valid. A row that fails any check becomes a failed ticket with a stable code and a message that
-says what to fix.
+decodable, the image is at least the model's 256 px (``runware`` backend), the mask has the
+image's size and marks something to erase (an all-black mask is ``emptyMask``: a paid no-op
+otherwise), the per-row ``dilatePixels`` and the task options are valid. A row that fails any
+check becomes a failed ticket with a stable code and a message that says what to fix.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from prefect_flux_erase.engine.imageio import (
+    MIN_SIDE,
     DecodedImage,
     ImageInputError,
     decode_image,
@@ -317,8 +319,19 @@ def _read_and_decode(
     options = job.input_storage_options
     image_bytes = read_bytes(ticket.image_uri, options)
     mask_bytes = read_bytes(ticket.mask_uri, options)
-    image = decode_image(image_bytes, parameter="inputs.image")
+    # The model's minimum side is known: an image below it would only come back rejected.
+    # The local engine has no minimum.
+    min_side = MIN_SIDE if job.backend == "runware" else 0
+    image = decode_image(image_bytes, parameter="inputs.image", min_side=min_side)
     mask = decode_mask(mask_bytes, image.size, parameter="inputs.mask")
+    if not mask.any():
+        # A mask that keeps everything asks for a no-op: never pay for it.
+        raise ImageInputError(
+            "emptyMask",
+            "inputs.mask: the mask is all black, so there is nothing to erase; paint the "
+            "object to remove white (255) in the mask, or drop the row",
+            "inputs.mask",
+        )
     return image_bytes, mask_bytes, image, mask
 
 
