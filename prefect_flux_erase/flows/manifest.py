@@ -240,9 +240,13 @@ def erase_manifest(
     if report:
         from dataclasses import replace
 
-        from prefect_flux_erase.pipeline.report import write_report
+        from prefect_flux_erase.pipeline.report import current_report, write_report
 
-        report_uri = write_report(output, out_options, title="FLUX Erase run", summary=results)
+        title = "FLUX Erase run"
+        # Nothing ran: the report of the run that committed these shards still holds.
+        report_uri = (
+            None if todo else current_report(output, out_options, title=title, summary=results)
+        ) or write_report(output, out_options, title=title, summary=results)
         summary = replace(summary, report_uri=str(report_uri))
     publish_summary(summary)
     logger.info("%s", summary.describe())

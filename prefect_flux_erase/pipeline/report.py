@@ -16,7 +16,10 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import html
+import json
+import re
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -206,6 +209,68 @@ def _failures_html(summary: ResultsSummary) -> str:
     )
 
 
+_FINGERPRINT_META = "prefect-flux-erase-results"
+_FINGERPRINT_RE = re.compile(rb'<meta name="prefect-flux-erase-results" content="([0-9a-f]+)">')
+
+
+def report_fingerprint(summary: ResultsSummary, *, title: str, max_rows: int) -> str:
+    """A short digest of what a report shows: the run, every count, the codes, the options.
+
+    Example:
+        >>> s = ResultsSummary(results_uri="out/results.parquet", rows=2, succeeded=2)
+        >>> report_fingerprint(s, title="t", max_rows=500) == report_fingerprint(
+        ...     s, title="t", max_rows=500), len(report_fingerprint(s, title="t", max_rows=9))
+        (True, 32)
+    """
+    shown = {
+        "run_key": summary.run_key,
+        "rows": summary.rows,
+        "succeeded": summary.succeeded,
+        "failed": summary.failed,
+        "resumed": summary.resumed,
+        "cost": round(summary.total_cost, 6),
+        "p50": summary.p50_latency_s,
+        "p95": summary.p95_latency_s,
+        "errors": summary.error_counts,
+        "failures": summary.failures,
+        "results": summary.results_uri,
+        "title": title,
+        "max_rows": max_rows,
+    }
+    text = json.dumps(shown, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def current_report(
+    output: str,
+    storage_options: Mapping[str, Any] | None,
+    *,
+    title: str,
+    summary: ResultsSummary,
+    max_rows: int = 500,
+) -> str | None:
+    """The URI of ``{output}/report.html`` if it already shows exactly ``summary``, else None.
+
+    A rerun that found every shard committed reassembles the same results; rewriting the
+    report would only redo its thumbnails (seconds for 500 rows).
+
+    Example:
+        ```python
+        uri = current_report(output, so, title="t", summary=s) or write_report(...)
+        ```
+    """
+    uri = storage.join(output, REPORT_FILE)
+    fs, path = storage.resolve(uri, storage_options)
+    try:
+        with fs.open(path, "rb") as handle:
+            head = handle.read(4096)
+    except (OSError, ValueError):
+        return None
+    found = _FINGERPRINT_RE.search(head)
+    expected = report_fingerprint(summary, title=title, max_rows=max_rows)
+    return uri if found is not None and found.group(1).decode() == expected else None
+
+
 def write_report(
     output: str,
     storage_options: Mapping[str, Any] | None = None,
@@ -259,6 +324,8 @@ def write_report(
     run = f" · run <code>{_escape(summary.run_key)}</code>" if summary.run_key else ""
     page = (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="{_FINGERPRINT_META}" content="'
+        f'{report_fingerprint(summary, title=title, max_rows=max_rows)}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_escape(title)}</title><style>{CSS}</style></head><body><main>"
         f'<header><p class="eyebrow">FLUX Erase · bfl:flux@erase</p><h1>{_escape(title)}</h1>'

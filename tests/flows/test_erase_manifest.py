@@ -230,6 +230,27 @@ def test_rerun_of_a_finished_manifest_makes_no_api_request(
     assert len(_results(f"{root}/out")) == 6
 
 
+def test_rerun_of_a_finished_manifest_keeps_its_report_and_rewrites_a_stale_one(
+    tmp_path: Path, emu: EmulatorServer
+) -> None:
+    root = str(tmp_path)
+    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 4))
+    options = {"backend": "runware", "credentials": credentials_for(emu.url), "report": True}
+    first = _run(manifest, f"{root}/out", shard_size=2, **options)
+    assert first.is_completed(), first.message
+    report = tmp_path / "out" / "report.html"
+    written = report.stat().st_mtime_ns
+
+    again = _run(manifest, f"{root}/out", shard_size=2, **options)
+
+    assert again.result().report_uri == first.result().report_uri
+    assert report.stat().st_mtime_ns == written  # the same results: not redrawn
+    report.write_text("<html>a report of something else</html>")
+    third = _run(manifest, f"{root}/out", shard_size=2, **options)
+    assert third.is_completed()
+    assert "FLUX Erase run" in report.read_text()
+
+
 def test_interrupted_run_resumes_without_charging_twice(
     tmp_path: Path, emu: EmulatorServer
 ) -> None:

@@ -169,3 +169,20 @@ def test_report_does_not_fetch_outputs_uploaded_through_presigned_urls(tmp_path:
     placeholders = re.findall(r'<div class="placeholder"><span>([^<]*)</span>', page)
     assert placeholders == ["uploaded"]
     assert not storage.exists(storage.join(output, "report", "00000000-b.jpg"), local.options)
+
+
+def test_a_report_that_already_shows_the_summary_is_recognised(root: Root) -> None:
+    from dataclasses import replace
+
+    from prefect_flux_erase.pipeline.report import current_report
+
+    output, summary = build_run(root)
+    assert current_report(output, root.options, title="t", summary=summary) is None  # none yet
+    uri = write_report(output, root.options, title="t", summary=summary)
+
+    assert current_report(output, root.options, title="t", summary=summary) == uri
+    assert current_report(output, root.options, title="other", summary=summary) is None
+    changed = replace(summary, failed=summary.failed + 1)
+    assert current_report(output, root.options, title="t", summary=changed) is None
+    another_run = replace(summary, run_key="another-run")
+    assert current_report(output, root.options, title="t", summary=another_run) is None
