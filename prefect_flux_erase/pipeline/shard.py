@@ -195,13 +195,15 @@ async def submit_shard(job: ShardJob, shard: Shard, backend: Backend | None = No
     """
     from prefect_flux_erase.manifest import read_shard
 
-    rows = read_shard(job.manifest, shard)
-    tickets = [ticket_for(row, job) for row in rows]
+    tickets = [ticket_for(row, job) for row in read_shard(job.manifest, shard)]
     if shard.duplicates:
         tickets = _fail_duplicates(tickets, dict(shard.duplicates))
+    todo = [i for i, t in enumerate(tickets) if t.state == "pending"]
     async with _backend(job, backend) as active:
-        sent = await _send(job, active, tickets, make_store(job))
-    return ShardTickets(shard, RowTickets(sent))
+        sent = await _send(job, active, [tickets[i] for i in todo], make_store(job))
+    for i, ticket in zip(todo, sent, strict=True):
+        tickets[i] = ticket
+    return ShardTickets(shard, RowTickets(tickets))
 
 
 def _fail_duplicates(tickets: list[RowTicket], first: dict[int, int]) -> list[RowTicket]:

@@ -187,3 +187,27 @@ def test_first_poll_is_timed_from_the_submission_not_from_the_poll_stage(
     assert 0.0 < a_moment_ago.initial_delay <= 50.0
     assert never_sent.initial_delay == 100.0
     assert long_ago.interval == a_moment_ago.interval == 0.5
+
+
+def test_a_later_row_with_a_seen_key_fails_without_a_request_and_the_first_runs(
+    tmp_path: Path, emu: EmulatorServer
+) -> None:
+    from prefect_flux_erase.manifest import plan_manifest
+    from prefect_flux_erase.manifest_keys import mark_duplicate_keys
+
+    root = str(tmp_path)
+    rows = write_inputs(root, 3)
+    rows[2]["row_key"] = rows[0]["row_key"]
+    job = make_job(write_manifest(f"{root}/m.parquet", rows), f"{root}/out", url=emu.url)
+    (shard,) = mark_duplicate_keys(job.manifest, plan_manifest(job.manifest)).shards
+
+    submitted = submit_erase.fn(job, shard)
+
+    states = [(t.row_index, t.state, t.error_code) for t in submitted.tickets]
+    assert states == [
+        (0, "accepted", None),
+        (1, "accepted", None),
+        (2, "failed", "duplicateRowKey"),
+    ]
+    assert "row 0" in (submitted.tickets[2].error_message or "")
+    assert emu.stats()["requests_by_task_type"]["imageInference"] == 2
