@@ -248,7 +248,17 @@ def read_bytes(
         raise _classify_read_error(exc, shown) from exc
     if len(data) > max_bytes:
         raise too_large
+    if not data and _is_directory(fs, path):
+        # Object stores read a "directory" (a key prefix) as an empty file.
+        raise InputReadError("inputUnreadable", f"{shown} is a directory, not a file")
     return bytes(data)
+
+
+def _is_directory(fs: fsspec.AbstractFileSystem, path: str) -> bool:
+    try:
+        return bool(fs.isdir(path))
+    except Exception:  # a listing that fails says nothing more than the empty read
+        return False
 
 
 # --------------------------------------------------------------------------- writing
