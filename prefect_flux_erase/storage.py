@@ -29,7 +29,7 @@ from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
 # The one redaction rule of the package, re-exported: every message here names URIs with it.
-from prefect_flux_erase.runware.redaction import redact_url
+from prefect_flux_erase.runware.redaction import install_log_redaction, redact_url
 
 # Write guards and URL classification live in safe_paths.py; re-exported as part of this API.
 from prefect_flux_erase.safe_paths import MAX_KEY_BYTES, is_public_http, is_within, safe_key
@@ -60,6 +60,9 @@ DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 _UPLOAD_ON_CLOSE = frozenset({"s3", "s3a", "gs", "gcs"})
 _READ_ONLY = frozenset({"http", "https"})
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+# fsspec's http backend logs the (possibly presigned) URLs this module reads, at DEBUG.
+install_log_redaction()
 
 
 class InputReadError(Exception):

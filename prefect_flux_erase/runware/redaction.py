@@ -106,10 +106,19 @@ class RedactingLogFilter(logging.Filter):
         if redacted != message or record.args:
             record.msg = redacted
             record.args = None
+        if record.exc_info and not record.exc_text:
+            # Tracebacks quote exceptions whose text holds the signed URL (aiohttp's do).
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text)
+            record.exc_info = None  # handlers print exc_text, never re-render the exception
+        if record.stack_info:
+            record.stack_info = redact_text(record.stack_info)
         return True
 
 
-#: Loggers that print request URLs or response headers (httpx at INFO, httpcore at DEBUG).
+#: Loggers that print request URLs or response headers (httpx at INFO, httpcore, aiohttp and
+#: fsspec's http backend at DEBUG).
 HTTP_LOGGERS: Final[tuple[str, ...]] = (
     "httpx",
     "httpcore.connection",
@@ -118,6 +127,9 @@ HTTP_LOGGERS: Final[tuple[str, ...]] = (
     "httpcore.proxy",
     "aiohttp.client",
     "aiohttp.internal",
+    # fsspec's http backend logs every input URL it reads, and tracebacks quoting it.
+    "fsspec",
+    "fsspec.http",
 )
 _FILTER = RedactingLogFilter()
 
