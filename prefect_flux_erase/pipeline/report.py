@@ -86,6 +86,20 @@ def _thumbnail(
     return _Thumb(src=f"{REPORT_DIR}/{name}")
 
 
+def _input_thumbnail(
+    uri: str | None,
+    read_options: Mapping[str, Any] | None,
+    output: str,
+    write_options: Mapping[str, Any] | None,
+    stem: str,
+) -> _Thumb:
+    if uri is not None and REDACTED in uri:
+        # A presigned input: the results keep it with its signature redacted, so it can no
+        # longer be read; a request would only fail.
+        return _Thumb(code="signedUrl")
+    return _thumbnail(uri, read_options, output, write_options, f"{stem}.jpg")
+
+
 def _figure(thumb: _Thumb, label: str) -> str:
     if thumb.src is not None:
         return (
@@ -130,8 +144,8 @@ def _gallery_row(
 ) -> str:
     index = int(row.get("row_index") or 0)
     ok = row.get("status") == "succeeded"
-    before = _thumbnail(row.get(image_col), input_options, output, options, f"{index:08d}-a.jpg")
-    mask = _thumbnail(row.get(mask_col), input_options, output, options, f"{index:08d}-m.jpg")
+    before = _input_thumbnail(row.get(image_col), input_options, output, options, f"{index:08d}-a")
+    mask = _input_thumbnail(row.get(mask_col), input_options, output, options, f"{index:08d}-m")
     outputs = row.get("output_uri") or []
     if ok and outputs and REDACTED in str(outputs[0]):
         # Written through a presigned uploadEndpoint: the recorded URL has its signature

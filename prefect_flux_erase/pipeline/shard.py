@@ -333,16 +333,15 @@ async def _materialise(
     return ticket, uris
 
 
-def _redact_upload_column(job: ShardJob, rows: Sequence[ManifestRow]) -> None:
-    # The presigned URLs are copied into the results with the other manifest columns: the
-    # results must name where each output went without granting access to it.
-    column = job.upload_url_column
-    if not column:
-        return
+def _redact_signed_urls(rows: Sequence[ManifestRow]) -> None:
+    # The manifest's columns are copied into the results: presigned upload targets, and
+    # presigned input URLs too. The results must say where each input came from and each
+    # output went without granting access to them (a signature is a credential until it
+    # expires), so every signed URL is recorded with its signature redacted.
     for row in rows:
-        value = row.values.get(column)
-        if isinstance(value, str):
-            row.values[column] = redact_url(value)
+        for column, value in row.values.items():
+            if isinstance(value, str) and ("?" in value or "@" in value):
+                row.values[column] = redact_url(value)
 
 
 async def upload_shard(
@@ -381,7 +380,7 @@ async def upload_shard(
         finished = await asyncio.gather(*(one(t) for t in polled.tickets))
     outcomes = [t.to_outcome(uris) for t, uris in finished]
     manifest_rows = list(rows) if rows is not None else list(read_shard(job.manifest, polled.shard))
-    _redact_upload_column(job, manifest_rows)
+    _redact_signed_urls(manifest_rows)
     part = await asyncio.to_thread(
         write_part,
         job.output,
