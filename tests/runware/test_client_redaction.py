@@ -65,3 +65,22 @@ def test_httpx_request_log_lines_are_redacted(caplog: pytest.LogCaptureFixture) 
         )
     assert "feedface" not in caplog.text
     assert "X-Amz-Signature=REDACTED" in caplog.text
+
+
+def test_fsspec_http_records_and_their_tracebacks_are_redacted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import prefect_flux_erase.storage  # noqa: F401  (installs the filter for fsspec)
+
+    url = "http://127.0.0.1:9/b/o.jpg?X-Amz-Signature=c4n4ry5ig&X-Amz-Expires=60"
+    caplog.set_level(logging.DEBUG, logger="fsspec.http")
+    logger = logging.getLogger("fsspec.http")
+    logger.debug("Retrieve file size for %s", url)
+    try:
+        raise OSError(f"404, message='NOT FOUND', url='{url}'")
+    except OSError:
+        logger.debug("", exc_info=True)
+
+    assert "c4n4ry5ig" not in caplog.text
+    assert caplog.text.count(f"X-Amz-Signature={REDACTED}") == 2
+    assert "Traceback" in caplog.text
