@@ -35,6 +35,7 @@ from prefect_flux_erase.manifest_reader import (
     list_manifest_files,
     open_parquet,
     read_rows,
+    release_unused_memory,
 )
 from prefect_flux_erase.pipeline.outcome import RESULT_COLUMNS
 
@@ -321,4 +322,5 @@ def read_shard(spec: ManifestSpec, shard: Shard) -> list[ManifestRow]:
                 schema=schema,
             )
         )
+    release_unused_memory()  # the decoded batches are gone: give their pages back
     return rows

@@ -177,6 +177,22 @@ def _open(fs: fsspec.AbstractFileSystem, path: str, stack: contextlib.ExitStack)
     return parquet
 
 
+def release_unused_memory() -> None:
+    """Hand the memory pyarrow's pool keeps for reuse back to the operating system.
+
+    pyarrow's default pool (mimalloc) keeps freed pages per thread. A run reads and writes a
+    little Arrow data per shard, from many short-lived threads, and the kept pages added up:
+    peak RSS grew ~2 MB per 1,000 rows and sat ~90 MB above the system allocator's. Releasing
+    after each shard's read and write keeps it flat (measured by ``benchmarks/memory.py``).
+
+    Example:
+        >>> release_unused_memory()
+    """
+    release = getattr(pa.default_memory_pool(), "release_unused", None)
+    if release is not None:
+        release()
+
+
 # --------------------------------------------------------------------------- cursors
 
 

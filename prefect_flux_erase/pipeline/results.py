@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from prefect_flux_erase import storage
+from prefect_flux_erase.manifest_reader import release_unused_memory
 from prefect_flux_erase.pipeline.outcome import RESULT_COLUMNS, RESULT_FIELDS, RowOutcome
 from prefect_flux_erase.pipeline.results_summary import ResultsSummary, SummaryTally
 
@@ -217,6 +218,8 @@ def write_part(
     pq.write_table(table, buffer)
     # One atomic write: a crash leaves either no part or a whole one, never half a commit.
     storage.write_bytes(uri, buffer.getvalue(), storage_options)
+    del table, buffer
+    release_unused_memory()
     return uri
 
 
@@ -388,6 +391,7 @@ def assemble_results(
                 if pending_rows >= RESULTS_ROW_GROUP_ROWS:
                     writer.write_table(pa.concat_tables(pending))
                     pending, pending_rows = [], 0
+                    release_unused_memory()
             if pending:
                 writer.write_table(pa.concat_tables(pending))
         finally:
