@@ -70,7 +70,7 @@ def _too_large(parameter: str, max_pixels: int) -> ImageInputError:
     )
 
 
-def _open(data: bytes, parameter: str, max_pixels: int) -> Image.Image:
+def _open(data: bytes, parameter: str, max_pixels: int, *, draft: bool = False) -> Image.Image:
     if not data:
         raise ImageInputError("emptyInput", f"{parameter}: the file is empty (0 bytes)", parameter)
     # The size is checked from the header, before any pixel is decoded. Pillow's global
@@ -80,6 +80,10 @@ def _open(data: bytes, parameter: str, max_pixels: int) -> Image.Image:
         img = Image.open(io.BytesIO(data))
         too_large = img.width * img.height > max_pixels
         if not too_large:
+            if draft and img.format == "JPEG":
+                # Decode at 1/8 scale: every byte of the stream is still read (a truncated
+                # or corrupt file still fails), at a fraction of the full decode's cost.
+                img.draft(img.mode, (max(1, img.width // 8), max(1, img.height // 8)))
             img.load()
     except Image.DecompressionBombError as exc:
         raise _too_large(parameter, max_pixels) from exc
@@ -148,6 +152,90 @@ def decode_image(
             parameter,
         )
     return DecodedImage(rgb=rgb, alpha=alpha, source_format=source_format)
+
+
+_SWAPPED = (5, 6, 7, 8)  # EXIF orientations that turn the image by 90 degrees
+
+
+def _oriented_size(img: Image.Image, stored: tuple[int, int]) -> tuple[int, int]:
+    try:
+        orientation = img.getexif().get(0x0112)
+    except Exception:
+        return stored
+    return (stored[1], stored[0]) if orientation in _SWAPPED else stored
+
+
+def check_image(
+    data: bytes,
+    *,
+    parameter: str = "inputs.image",
+    max_pixels: int = MAX_INPUT_PIXELS,
+    min_side: int = 0,
+) -> tuple[int, int]:
+    """Validate an image as :func:`decode_image` would, without building its pixels.
+
+    Fails with the same codes and messages; returns the (width, height) after EXIF
+    orientation. For a row sent as bytes to the API, the pipeline needs to know that the
+    file decodes, not the pixels themselves: JPEGs are decoded at 1/8 scale (still reading
+    the whole stream) and nothing is converted.
+
+    Example:
+        >>> buf = io.BytesIO(); Image.new("RGB", (300, 256)).save(buf, "JPEG")
+        >>> check_image(buf.getvalue(), min_side=256)
+        (300, 256)
+    """
+    img = _open(data, parameter, max_pixels, draft=True)
+    w, h = _oriented_size(img, _stored_size(data, img))
+    if min_side and min(w, h) < min_side:
+        raise ImageInputError(
+            "imageTooSmall",
+            f"{parameter}: {w}x{h} is below the model's minimum of {min_side}x{min_side}; "
+            "upscale or pad the image",
+            parameter,
+        )
+    return w, h
+
+
+def _stored_size(data: bytes, img: Image.Image) -> tuple[int, int]:
+    """The file's own size (a draft-decoded JPEG reports its reduced size)."""
+    if img.format != "JPEG":
+        return img.size
+    with Image.open(io.BytesIO(data)) as header:
+        return header.size
+
+
+def mask_has_erase(
+    data: bytes,
+    size: tuple[int, int],
+    *,
+    parameter: str = "inputs.mask",
+    max_pixels: int = MAX_INPUT_PIXELS,
+) -> bool:
+    """Validate a mask as :func:`decode_mask` would; return whether any pixel is to be erased.
+
+    Fails with the same codes and messages (``invalidMaskDimensions`` included). Grey and
+    1-bit masks are answered from their extrema, without building a pixel array.
+
+    Example:
+        >>> buf = io.BytesIO(); Image.new("L", (4, 3), 0).save(buf, "PNG")
+        >>> mask_has_erase(buf.getvalue(), (4, 3))
+        False
+    """
+    img = _open(data, parameter, max_pixels)
+    if img.mode not in ("L", "1"):
+        return bool(decode_mask(data, size, parameter=parameter, max_pixels=max_pixels).any())
+    oriented = _oriented_size(img, img.size)
+    if oriented != size:
+        raise ImageInputError(
+            "invalidMaskDimensions",
+            f"{parameter}: the mask is {oriented[0]}x{oriented[1]} but the image is "
+            f"{size[0]}x{size[1]}; masks must have the image's exact size",
+            parameter,
+        )
+    extrema = img.getextrema()  # (min, max) for a single-band image
+    top = extrema[1]
+    assert isinstance(top, int | float)
+    return bool(top >= (1 if img.mode == "1" else 128))
 
 
 def decode_mask(
