@@ -21,12 +21,14 @@ from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from prefect_flux_erase.pipeline.cadence import FirstPollLearner, learner_for
 from prefect_flux_erase.pipeline.rows import PreparedRow, ResultRef, RowTicket
 from prefect_flux_erase.runware.errors import (
     AuthenticationError,
     InsufficientCreditsError,
     RunwareError,
 )
+from prefect_flux_erase.runware.models import MODEL_ID
 from prefect_flux_erase.runware.polling import PollPolicy
 from prefect_flux_erase.runware.redaction import redact_text
 
@@ -40,8 +42,12 @@ if TYPE_CHECKING:
 #: Polling of a shard: one getResponse request carries up to 32 tasks, so polling a whole
 #: shard early and often is cheap, and a finished row should not wait a second to be seen.
 #: A shard waits for its slowest row, so the second poll comes soon (0.1 s) and the interval
-#: then grows by half each time, to 5 s.
-PIPELINE_POLL_POLICY = PollPolicy(initial_delay=0.2, interval=0.1, multiplier=1.5, max_interval=5.0)
+#: then grows by half each time, to 5 s. Adaptive: the first poll's delay is learned from the
+#: batches seen finishing (:mod:`~prefect_flux_erase.pipeline.cadence`), and the second poll
+#: comes 0.15 x that delay after the first (at most 0.1 s).
+PIPELINE_POLL_POLICY = PollPolicy(
+    initial_delay=0.2, interval=0.1, multiplier=1.5, max_interval=5.0, adaptive=True
+)
 
 #: Writes one output's bytes to its final place: (ticket, result index, bytes) -> URI.
 Store = Callable[[RowTicket, int, bytes], Awaitable[str]]
@@ -242,9 +248,23 @@ class RunwareBackend:
             return []
         n = self.job.settings.number_results
         expected = {t.task_uuid: n for t in tickets if t.task_uuid}
+        policy, learn = self._policy_since(tickets)
+        rounds: list[tuple[float, int]] = []  # (when, rows still running) after each round
         outcomes = await self._client.poll(
-            expected, timeout=timeout, policy=self._policy_since(tickets)
+            expected,
+            timeout=timeout,
+            policy=policy,
+            on_round=lambda _round, left: rounds.append((time.time(), left)),
         )
+        if learn is not None and rounds:
+            first_delay, sent = learn
+            running = [when - sent for when, left in rounds if left]
+            self._learner.observe(
+                first_delay,
+                finished_at_first=rounds[0][1] == 0,
+                seen_after=time.time() - sent,
+                running_after=max(running, default=0.0),
+            )
         settled = []
         for ticket in tickets:
             outcome = outcomes.get(ticket.task_uuid or "")
@@ -256,18 +276,36 @@ class RunwareBackend:
             settled.append(await self._settle(ticket, outcome, store))
         return settled
 
-    def _policy_since(self, tickets: Sequence[RowTicket]) -> PollPolicy:
-        """The client's cadence, its first wait shortened by the time since the last submission.
+    @property
+    def _learner(self) -> FirstPollLearner:
+        return learner_for(self._client.base_url, MODEL_ID)
 
-        The poll stage starts a moment after the submit stage ended (a task run in between):
-        waiting the whole initial delay again would leave finished rows unseen that long.
+    def _policy_since(
+        self, tickets: Sequence[RowTicket]
+    ) -> tuple[PollPolicy, tuple[float, float] | None]:
+        """The cadence for these tickets, and what to learn from it (first delay, sent at).
+
+        The first wait counts from the last submission, not from now: the poll stage starts a
+        moment after the submit stage ended (a task run in between), and waiting the whole
+        delay again would leave finished rows unseen that long. With an adaptive policy the
+        delay is the learned one, and the batch teaches the learner only when its first poll
+        goes out at that planned time (a resumed shard polled long after its submission says
+        nothing about latency).
         """
         policy = self._client.poll_policy
         sent = [t.sent_at for t in tickets if t.sent_at is not None]
         if not sent:
-            return policy
-        waited = max(0.0, time.time() - max(sent))
-        return replace(policy, initial_delay=max(0.0, policy.initial_delay - waited))
+            return policy, None
+        last = max(sent)
+        waited = max(0.0, time.time() - last)
+        first = self._learner.first_delay(policy.initial_delay) if policy.adaptive else None
+        delay = policy.initial_delay if first is None else first
+        if first is not None:
+            # A miss should cost a fraction of the latency, not a fixed interval.
+            policy = replace(policy, interval=min(policy.interval, max(0.02, 0.15 * first)))
+        policy = replace(policy, initial_delay=max(0.0, delay - waited))
+        learn = (delay, last) if first is not None and waited < delay else None
+        return policy, learn
 
     async def fetch(self, ticket: RowTicket, ref: ResultRef) -> bytes:
         """Download a result URL through the client (retries, redaction, limits)."""

@@ -191,6 +191,7 @@ class RunwareClient:
         *,
         timeout: float | None = None,  # noqa: ASYNC109 - a budget with a defined result
         policy: PollPolicy | None = None,
+        on_round: Callable[[int, int], None] | None = None,
     ) -> dict[str, TaskOutcome]:
         """Collect results with ``getResponse`` until every task is done/failed or time runs out.
 
@@ -198,6 +199,8 @@ class RunwareClient:
         are cumulative and deduplicated; both failure forms are understood. Tasks unfinished at
         the deadline (``timeout``, else the policy's) come back as ``timeout`` with a
         ``pollTimeout`` :class:`TransientError`. At least one poll round is always made.
+        ``on_round(round_index, unfinished)`` is called after each round (progress, and how
+        the pipeline learns when results tend to be ready).
 
         Example:
             ```python
@@ -223,6 +226,8 @@ class RunwareClient:
                     for b in batches
                 )
             )
+            if on_round is not None:
+                on_round(rounds, sum(not t.finished for t in trackers.values()))
         return {u: t.outcome() for u, t in trackers.items()}
 
     # -- one task, end to end -----------------------------------------------------------------

@@ -32,6 +32,11 @@ class PollPolicy:
         multiplier: Growth of the interval after each poll.
         max_interval: Largest interval.
         timeout: Overall budget of one :meth:`RunwareClient.poll` call, in seconds.
+        adaptive: Let the pipeline learn the first poll's delay from the batches it has seen
+            finish (:class:`~prefect_flux_erase.pipeline.cadence.FirstPollLearner`), starting
+            from ``initial_delay``: the first ``getResponse`` then goes out about when the
+            results are ready, instead of too early (a wasted request) or too late (idle
+            rows). :meth:`RunwareClient.poll` itself always follows the delays as given.
 
     Example:
         >>> from itertools import islice
@@ -45,6 +50,7 @@ class PollPolicy:
     multiplier: float = 1.5
     max_interval: float = 10.0
     timeout: float = 1200.0
+    adaptive: bool = False
 
     def __post_init__(self) -> None:
         if min(self.initial_delay, self.interval, self.max_interval) < 0 or self.timeout < 0:

@@ -177,16 +177,53 @@ def test_first_poll_is_timed_from_the_submission_not_from_the_poll_stage(
     row = RowTicket(row_index=0, row_key="a", image_uri="a.png", mask_uri="m.png")
     now = time.time()
 
-    long_ago = backend._policy_since([replace(row, sent_at=now - 500.0)])
+    long_ago, _ = backend._policy_since([replace(row, sent_at=now - 500.0)])
     # The latest submission counts; rows never sent (failed locally) do not.
     recent = [replace(row, sent_at=now - 400.0), replace(row, sent_at=now - 50.0), row]
-    a_moment_ago = backend._policy_since(recent)
-    never_sent = backend._policy_since([row])
+    a_moment_ago, _ = backend._policy_since(recent)
+    never_sent, _ = backend._policy_since([row])
 
     assert long_ago.initial_delay == 0.0
     assert 0.0 < a_moment_ago.initial_delay <= 50.0
     assert never_sent.initial_delay == 100.0
     assert long_ago.interval == a_moment_ago.interval == 0.5
+
+
+def test_the_first_poll_learns_when_results_are_ready(tmp_path: Path, emu: EmulatorServer) -> None:
+    """With the pipeline's adaptive cadence, shards after the first few are polled about when
+    their results are ready: one getResponse request each, instead of one too early and one
+    after the fixed interval."""
+    from dataclasses import replace
+
+    from prefect_flux_erase.pipeline import cadence
+    from prefect_flux_erase.pipeline.backends import PIPELINE_POLL_POLICY
+
+    emu.configure(latency=0.3)
+    root = str(tmp_path)
+    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 24))
+    job = replace(
+        make_job(manifest, f"{root}/out", url=emu.url),
+        poll_policy=replace(PIPELINE_POLL_POLICY, initial_delay=0.05),
+    )
+    cadence._LEARNERS.clear()  # this emulator's port may have served an earlier test
+    learner = cadence.learner_for(emu.url, "bfl:flux@erase")
+    shards = shards_of(job, shard_size=2)
+
+    polls = []
+    for shard in shards:
+        before = emu.stats()["requests_by_task_type"].get("getResponse", 0)
+        polled = poll_erase.fn(job, submit_erase.fn(job, shard))
+        assert {t.state for t in polled.tickets} == {"done"}
+        # getResponse tasks / rows: the poll rounds this shard needed.
+        polls.append((emu.stats()["requests_by_task_type"]["getResponse"] - before) // 2)
+
+    learned = learner.first_delay(0.05)
+    assert learner.observations == len(shards)
+    # Learned from 0.05 s up to about the latency (never far past it: it probes earlier).
+    assert 0.25 <= learned <= 0.45, learned
+    # The first shard polled several times; once learned, most shards need a single round.
+    assert polls[0] >= 4, polls
+    assert sum(p == 1 for p in polls[-6:]) >= 4, polls
 
 
 def test_a_later_row_with_a_seen_key_fails_without_a_request_and_the_first_runs(
