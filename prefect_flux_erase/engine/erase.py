@@ -8,7 +8,10 @@ bit-identical. Work is done per crop around each group of mask components (see
 holes get a patch fill from the background around them: pypatchmatch where its wheel exists
 (:mod:`~prefect_flux_erase.engine.pmfill`), else the Numba fill
 (:mod:`~prefect_flux_erase.engine.patchfill`). Strokes narrower than about 9 px (text, wires,
-scratches) get a smooth Telea fill, which is invisible at that width and much cheaper.
+scratches) get a smooth Telea fill, which is invisible at that width and much cheaper. Last,
+:mod:`~prefect_flux_erase.engine.detail` fades the fill into a smooth one at the seam and brings
+its fine texture to the level of the pixels around the hole (calming wood grain copied over a
+plain saucer, restoring grain that averaging smoothed away).
 
 Example:
     >>> import numpy as np
@@ -30,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from prefect_flux_erase.engine import patchfill, pmfill
+from prefect_flux_erase.engine.detail import DetailSettings, match_detail
 from prefect_flux_erase.engine.regions import Crop, check_dilate_pixels, disc_kernel, plan_crops
 from prefect_flux_erase.engine.working import FillSettings, context_radius, working_shape
 
@@ -75,6 +79,9 @@ class LocalEraser:
     #: patches would only add noise. "Mostly": less than ``thick_fraction`` of their area.
     thin_radius: int = 4
     thick_fraction: float = 0.5
+    #: How the fill's texture is matched to its surroundings (see
+    #: :mod:`~prefect_flux_erase.engine.detail`); ``None`` keeps the raw fill.
+    detail: DetailSettings | None = field(default_factory=DetailSettings)
 
     def _use_patchmatch(self) -> bool:
         if self.backend == "numba":
@@ -134,6 +141,9 @@ class LocalEraser:
         if hole_left.any():
             smooth = cv2.inpaint(filled, hole_left.view(np.uint8), 3, cv2.INPAINT_TELEA)
             filled = np.asarray(smooth, dtype=np.uint8)
+        if self.detail is not None:
+            telea = filled if method == "smooth" else None
+            filled = match_detail(patch, filled, hole, self.detail, smooth=telea)
         region = out[y0:y1, x0:x1]
         region[crop.hole] = filled[crop.hole]
         if on_crop is not None:
