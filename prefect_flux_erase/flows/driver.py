@@ -7,6 +7,10 @@ its results (up to ``max_in_flight`` shards at once), the next shard is already 
 the API's in-flight window stays full instead of idling through every commit. Tasks are
 submitted only once their input exists: no worker slot is ever held by a task waiting for its
 upstream, on a thread pool, Dask or Ray alike.
+
+With ``prefetch`` (and the job's API slots, :mod:`~prefect_flux_erase.pipeline.slots`), that
+many shards more start their submit stage: they read and validate their rows while the window
+is full and send them the moment a slot frees, so no answered shard leaves a gap.
 """
 
 from __future__ import annotations
@@ -52,6 +56,26 @@ class DriveResult:
     aborted: BaseException | None = None
 
 
+def thread_runner_allows(threads: int) -> bool:
+    """Whether the current flow runs its tasks on a thread pool of at least ``threads`` workers.
+
+    API slots (and so prefetching) work between threads of one process; on Dask or Ray, or on
+    a pool too small for every shard the driver keeps going, they stay off.
+
+    Example:
+        >>> thread_runner_allows(4)      # outside a flow run: no
+        False
+    """
+    from prefect.context import FlowRunContext
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    context = FlowRunContext.get()
+    runner = getattr(context, "task_runner", None)
+    if not isinstance(runner, ThreadPoolTaskRunner):
+        return False
+    return int(getattr(runner, "_max_workers", 0) or 0) >= threads
+
+
 def _start(
     stage: str, job: ShardJob, value: Any, events: queue.Queue[tuple[str, int, PrefectFuture[Any]]]
 ) -> None:
@@ -68,12 +92,15 @@ def drive_shards(
     *,
     max_in_flight: int,
     on_report: Callable[[ShardReport], None] | None = None,
+    prefetch: int = 0,
 ) -> DriveResult:
     """Run every shard's three stages on the current flow's task runner; never raises per shard.
 
     A shard whose stage fails (after its own retries) is recorded in ``failures`` and left
-    uncommitted. A run-wide abort (rejected API key, no credits) stops new shards from starting;
-    shards already running finish and commit.
+    uncommitted. ``prefetch`` shards beyond ``max_in_flight`` may be submitting at once; only
+    give it with API slots on the job (see the module docstring). A run-wide abort (rejected
+    API key, no credits) stops new shards from starting; shards already running finish and
+    commit.
 
     Example:
         ```python
@@ -96,7 +123,9 @@ def drive_shards(
             uploading += 1
         # New shards wait while answered ones queue for an upload slot: storage, not the
         # API, is the bottleneck then, and piling up answered shards would not help.
-        while pending and at_api < max_in_flight and not polled and result.aborted is None:
+        while (
+            pending and at_api < max_in_flight + prefetch and not polled and result.aborted is None
+        ):
             _start("submit", job, pending.popleft(), events)
             at_api += 1
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+import uuid
+from dataclasses import replace
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
@@ -11,7 +13,7 @@ from prefect.states import Completed, Failed
 
 from prefect_flux_erase.blocks.credentials import RunwareCredentials
 from prefect_flux_erase.blocks.settings import FluxEraseSettings
-from prefect_flux_erase.flows.driver import drive_shards
+from prefect_flux_erase.flows.driver import drive_shards, thread_runner_allows
 from prefect_flux_erase.flows.progress import Progress, current_listener, report_progress
 from prefect_flux_erase.flows.summary import EraseSummary, ProgressArtifact, publish_summary
 from prefect_flux_erase.flows.validation import (
@@ -23,6 +25,7 @@ from prefect_flux_erase.manifest import ManifestSpec, plan_manifest
 from prefect_flux_erase.manifest_keys import mark_duplicate_keys
 from prefect_flux_erase.pipeline.config import DEFAULT_POLL_TIMEOUT, ShardJob, compute_run_key
 from prefect_flux_erase.pipeline.shard import ShardReport
+from prefect_flux_erase.pipeline.slots import forget as forget_slots
 from prefect_flux_erase.runware.polling import PollPolicy
 from prefect_flux_erase.runware.redaction import redact_url
 from prefect_flux_erase.runware.retry import RetryPolicy
@@ -205,7 +208,22 @@ def erase_manifest(
             listener,
         )
 
-    driven = drive_shards(job, todo, max_in_flight=max_shards_in_flight, on_report=on_report)
+    # One shard more reads and validates its rows while the API window is full (API slots):
+    # only on a thread pool with a thread for every shard kept going.
+    threads = 2 * max_shards_in_flight + 1
+    prefetch = 1 if backend == "runware" and thread_runner_allows(threads) else 0
+    if prefetch:
+        job = replace(job, api_slots=max_shards_in_flight, slots_key=uuid.uuid4().hex)
+    try:
+        driven = drive_shards(
+            job,
+            todo,
+            max_in_flight=max_shards_in_flight,
+            on_report=on_report,
+            prefetch=prefetch,
+        )
+    finally:
+        forget_slots(job.slots_key)
     if driven.failures:
         for failure in driven.failures[:10]:
             logger.error("%s", failure.describe())
@@ -238,8 +256,6 @@ def erase_manifest(
         failures=[dict(f) for f in results.failures],
     )
     if report:
-        from dataclasses import replace
-
         from prefect_flux_erase.pipeline.report import current_report, write_report
 
         title = "FLUX Erase run"

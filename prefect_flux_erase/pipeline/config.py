@@ -50,6 +50,10 @@ class ShardJob:
         local_executor: Where the local engine runs: a ``"thread"`` or ``"process"`` pool.
         poll_policy: Cadence of ``getResponse`` polling (the client's default when ``None``).
         retry_policy: Backoff of the client's per-request retries (its default when ``None``).
+        api_slots: Shards of this run allowed at the API at once in this process, so that
+            one more can read and validate its rows ahead (:mod:`~prefect_flux_erase.pipeline.
+            slots`); ``None`` (the default) for no gate. The flow sets it.
+        slots_key: Names the run's slots (one flow run, one key).
 
     Example:
         >>> from prefect_flux_erase.blocks import FluxEraseSettings
@@ -77,6 +81,8 @@ class ShardJob:
     local_executor: Literal["thread", "process"] = "thread"
     poll_policy: PollPolicy | None = None
     retry_policy: RetryPolicy | None = None
+    api_slots: int | None = None
+    slots_key: str = ""
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:

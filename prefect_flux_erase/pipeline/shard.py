@@ -36,6 +36,7 @@ from prefect_flux_erase.pipeline.rows import (
     prepare_row,
     ticket_for,
 )
+from prefect_flux_erase.pipeline.slots import ApiSlots, slots_for
 from prefect_flux_erase.runware.errors import RunwareError
 from prefect_flux_erase.runware.media import ext_for_format
 from prefect_flux_erase.runware.redaction import redact_text, redact_url
@@ -145,9 +146,18 @@ async def _windows(
 
 
 async def _send(
-    job: ShardJob, backend: Backend, tickets: Sequence[RowTicket], store: Store
+    job: ShardJob,
+    backend: Backend,
+    tickets: Sequence[RowTicket],
+    store: Store,
+    before_submit: Callable[[], Awaitable[object]] | None = None,
 ) -> list[RowTicket]:
-    """Validate and submit tickets one window at a time; order is kept."""
+    """Validate and submit tickets one window at a time; order is kept.
+
+    ``before_submit`` is awaited once, after the first window is validated and before its
+    request (where a shard waits for an API slot).
+    """
+    gate = [before_submit] if before_submit is not None else []
 
     async def window(batch: Sequence[RowTicket]) -> list[RowTicket]:
         prepared = await asyncio.gather(
@@ -157,6 +167,8 @@ async def _send(
             )
         )
         ready = [p for p in prepared if isinstance(p, PreparedRow)]
+        if ready and gate:
+            await gate.pop()()
         sent = iter(await _guarded_submit(backend, ready, store))
         # The inputs of this window are released here, before the next window is read.
         return [next(sent) if isinstance(p, PreparedRow) else p for p in prepared]
@@ -199,11 +211,29 @@ async def submit_shard(job: ShardJob, shard: Shard, backend: Backend | None = No
     if shard.duplicates:
         tickets = _fail_duplicates(tickets, dict(shard.duplicates))
     todo = [i for i, t in enumerate(tickets) if t.state == "pending"]
-    async with _backend(job, backend) as active:
-        sent = await _send(job, active, [tickets[i] for i in todo], make_store(job))
+    slots = _slots(job)
+    take_slot = None
+    if slots is not None:
+
+        async def take_slot() -> bool:
+            return await slots.acquire(shard.index, wait_limit=job.poll_timeout)
+
+    try:
+        async with _backend(job, backend) as active:
+            sent = await _send(job, active, [tickets[i] for i in todo], make_store(job), take_slot)
+    except BaseException:
+        if slots is not None:  # no poll stage will follow to give the slot back
+            slots.release(shard.index)
+        raise
     for i, ticket in zip(todo, sent, strict=True):
         tickets[i] = ticket
     return ShardTickets(shard, RowTickets(tickets))
+
+
+def _slots(job: ShardJob) -> ApiSlots | None:
+    if job.api_slots is None or job.backend != "runware":
+        return None
+    return slots_for(job.slots_key or job.run_key, job.api_slots)
 
 
 def _fail_duplicates(tickets: list[RowTicket], first: dict[int, int]) -> list[RowTicket]:
@@ -257,6 +287,15 @@ async def poll_shard(
         st = await poll_shard(job, await submit_shard(job, shard))
         ```
     """
+    slots = _slots(job)
+    try:
+        return await _poll(job, submitted, backend)
+    finally:
+        if slots is not None:  # answered (or given up): the next shard may go
+            slots.release(submitted.shard.index)
+
+
+async def _poll(job: ShardJob, submitted: ShardTickets, backend: Backend | None) -> ShardTickets:
     tickets = list(submitted.tickets)
     store = make_store(job)
     settings = job.settings
