@@ -91,8 +91,9 @@ def erase_manifest(
         output_storage_options: fsspec options for ``output`` (default: ``storage_options``).
         shard_size: Rows per shard (per task run).
         concurrency: Rows in flight at once inside one shard.
-        max_shards_in_flight: Shards at the API at once (submitting or polling); up to as
-            many more may be downloading and committing their results meanwhile.
+        max_shards_in_flight: Shards at the API at once (submitted, not all answered); up to
+            as many more may be downloading and committing their results meanwhile, and on a
+            thread-pool runner one more reads and validates its rows ahead.
         max_attempts: Task UUIDs a row may use after transient task failures.
         poll_timeout: Seconds a submitted row may stay unfinished on the server before it
             fails with ``pollTimeout`` (a rerun collects it later without a second charge).
