@@ -56,7 +56,7 @@ class DetailSettings:
     #: The base is the smooth fill's at the border, fading as exp(-(d - 1) / seam_reach).
     seam_reach: float = 5.0
     #: Energy and gain maps (smooth by nature) are computed on at most this many pixels.
-    max_pixels: int = 250_000
+    max_pixels: int = 120_000
 
 
 def _gradient(rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
