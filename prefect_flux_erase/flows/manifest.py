@@ -225,6 +225,7 @@ def erase_manifest(
         )
     finally:
         forget_slots(job.slots_key)
+        progress.flush()
     if driven.failures:
         for failure in driven.failures[:10]:
             logger.error("%s", failure.describe())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from uuid import UUID
@@ -132,15 +133,27 @@ def _artifact_key(run_key: str, what: str) -> str:
 class ProgressArtifact:
     """The run's progress artifact, created at start and updated as shards commit.
 
+    Updates are sent at most every ``min_interval`` seconds (each is an API call and a
+    database write, made from the flow's driver loop): a run of a thousand small shards would
+    otherwise spend more on its progress bar than on some of its shards. The last update
+    (every row finished) always goes out, and :meth:`flush` sends one held back.
+
     Example:
         ```python
         progress = ProgressArtifact(run_key, total_rows=5000, done_rows=0)
         progress.update(done_rows=1200, failed_rows=3)
+        progress.flush()
         ```
     """
 
-    def __init__(self, run_key: str, *, total_rows: int, done_rows: int) -> None:
+    def __init__(
+        self, run_key: str, *, total_rows: int, done_rows: int, min_interval: float = 1.0
+    ) -> None:
         self.total_rows = total_rows
+        self.min_interval = min_interval
+        self.sent = 0  # updates sent (creation aside)
+        self._held: tuple[int, int] | None = None
+        self._last = time.monotonic()
         self._id: UUID = create_progress_artifact(  # type: ignore[assignment]
             progress=self._percent(done_rows),
             key=_artifact_key(run_key, "progress"),
@@ -151,7 +164,20 @@ class ProgressArtifact:
         return 100.0 if not self.total_rows else round(100.0 * done_rows / self.total_rows, 2)
 
     def update(self, *, done_rows: int, failed_rows: int = 0) -> None:
-        """Set the progress to ``done_rows`` of the total."""
+        """Set the progress to ``done_rows`` of the total (sent now, or held for a moment)."""
+        self._held = (done_rows, failed_rows)
+        finished = done_rows >= self.total_rows
+        if finished or time.monotonic() - self._last >= self.min_interval:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the update held back, if any."""
+        if self._held is None:
+            return
+        done_rows, failed_rows = self._held
+        self._held = None
+        self._last = time.monotonic()
+        self.sent += 1
         update_progress_artifact(
             artifact_id=self._id,
             progress=self._percent(done_rows),

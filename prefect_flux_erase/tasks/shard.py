@@ -112,7 +112,7 @@ def submit_erase(job: ShardJob, shard: Shard) -> ShardTickets:
     """
     logger = _logger()
     result = _limited(job, lambda: submit_shard(job, shard), SUBMIT_TIMEOUT)
-    logger.info("shard %d submitted: %s", shard.index, _counts(result))
+    logger.debug("shard %d submitted: %s", shard.index, _counts(result))
     return result
 
 
@@ -139,7 +139,7 @@ def poll_erase(job: ShardJob, submitted: ShardTickets) -> ShardTickets:
     """
     logger = _logger()
     result = _limited(job, lambda: poll_shard(job, submitted), POLL_TIMEOUT)
-    logger.info("shard %d polled: %s", submitted.shard.index, _counts(result))
+    logger.debug("shard %d polled: %s", submitted.shard.index, _counts(result))
     return result
 
 

@@ -369,3 +369,43 @@ def test_presigned_upload_urls_receive_the_output_and_are_recorded_redacted(
         body = storage.read_bytes(f"s3://{s3_bucket}/erased/{r['row_key']}.png", s3_options)
         assert body[:4] == b"\x89PNG"
     assert not (tmp_path / "out" / "images").exists()
+
+
+def test_progress_updates_are_held_back_between_intervals_and_the_last_goes_out() -> None:
+    from prefect import flow
+
+    from prefect_flux_erase.flows.summary import ProgressArtifact
+
+    run_key = "progressthrottle0"
+
+    @flow
+    def shards_commit() -> tuple[int, int]:
+        progress = ProgressArtifact(run_key, total_rows=100, done_rows=0, min_interval=3600)
+        for done in (10, 20, 30):
+            progress.update(done_rows=done)  # within the interval: held back
+        held = progress.sent
+        progress.update(done_rows=100, failed_rows=2)  # every row finished: sent at once
+        return held, progress.sent
+
+    assert shards_commit() == (0, 1)
+    (artifact,) = [a for a in _artifacts(run_key) if a.type == "progress"]
+    assert artifact.data == 100.0
+    assert "100 of 100 rows finished (2 failed)" in (artifact.description or "")
+
+
+def test_a_held_progress_update_goes_out_on_flush() -> None:
+    from prefect import flow
+
+    from prefect_flux_erase.flows.summary import ProgressArtifact
+
+    run_key = "progressflush0000"
+
+    @flow
+    def interrupted() -> None:
+        progress = ProgressArtifact(run_key, total_rows=100, done_rows=0, min_interval=3600)
+        progress.update(done_rows=40, failed_rows=1)
+        progress.flush()
+
+    interrupted()
+    (artifact,) = [a for a in _artifacts(run_key) if a.type == "progress"]
+    assert artifact.data == 40.0
