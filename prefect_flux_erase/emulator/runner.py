@@ -1,7 +1,8 @@
 """Running an accepted ``imageInference`` task: latency, engine, storage, upload, billing, webhook.
 
-Each generation waits its drawn latency on the event loop (so thousands can be in flight), runs
-the engine and the encoder in the backend's thread pool (so the loop stays responsive), stores
+Each generation runs the engine and the encoder in the backend's thread pool (so the loop stays
+responsive) while its drawn latency runs on the event loop (so thousands can be in flight): it is
+ready ``latency`` seconds after acceptance, or when the engine is done if that is later. It stores
 the output, PUTs it to ``uploadEndpoint`` if asked, and only then is charged and marked done.
 A generation that fails is never charged.
 
@@ -162,13 +163,18 @@ def _fail(
 async def _generate(backend: EmulatorBackend, record: TaskRecord, gen: Generation) -> None:
     loop = asyncio.get_running_loop()
     gen.started_at = loop.time()
-    if gen.latency > 0:
-        await asyncio.sleep(gen.latency)
+
+    async def rest_of_latency() -> None:
+        remaining = gen.latency - (loop.time() - gen.started_at)
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+
     spec, image, mask = record.spec, record.image, record.mask
     assert spec is not None
     assert image is not None
     assert mask is not None
     if record.fail_with is not None:
+        await rest_of_latency()
         _fail(backend, record, gen, *record.fail_with)
         return
     config = backend.config
@@ -177,6 +183,9 @@ async def _generate(backend: EmulatorBackend, record: TaskRecord, gen: Generatio
     if spec.settings is not None and spec.settings.dilate_pixels is not None:
         dilate = spec.settings.dilate_pixels
     quality = spec.output_quality if spec.output_quality is not None else DEFAULT_QUALITY
+    # The engine works while the latency runs: a result is ready ``latency`` seconds after
+    # its task was accepted (or when the engine is done, if that takes longer), whatever the
+    # emulator's own load; results of one batch do not queue behind each other's rendering.
     try:
         engine = backend.engine()
         data = await loop.run_in_executor(
@@ -184,8 +193,10 @@ async def _generate(backend: EmulatorBackend, record: TaskRecord, gen: Generatio
         )
     except Exception as exc:
         logger.warning("engine failed on task %s: %s", record.task_uuid, exc)
+        await rest_of_latency()
         _fail(backend, record, gen, "inferenceError", f"The engine failed: {exc}")
         return
+    await rest_of_latency()
     mime = mime_for_format(fmt)
     url_ttl = spec.ttl if spec.ttl is not None and spec.effective_output_type == "URL" else None
     backend.store.put(
