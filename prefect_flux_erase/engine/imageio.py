@@ -71,6 +71,8 @@ def _too_large(parameter: str, max_pixels: int) -> ImageInputError:
 
 
 def _open(data: bytes, parameter: str, max_pixels: int, *, draft: bool = False) -> Image.Image:
+    """Open and load an image (checked); with ``draft``, ``info["stored_size"]`` keeps the
+    file's own size when a JPEG is decoded at reduced scale."""
     if not data:
         raise ImageInputError("emptyInput", f"{parameter}: the file is empty (0 bytes)", parameter)
     # The size is checked from the header, before any pixel is decoded. Pillow's global
@@ -83,6 +85,7 @@ def _open(data: bytes, parameter: str, max_pixels: int, *, draft: bool = False) 
             if draft and img.format == "JPEG":
                 # Decode at 1/8 scale: every byte of the stream is still read (a truncated
                 # or corrupt file still fails), at a fraction of the full decode's cost.
+                img.info["stored_size"] = img.size
                 img.draft(img.mode, (max(1, img.width // 8), max(1, img.height // 8)))
             img.load()
     except Image.DecompressionBombError as exc:
@@ -185,7 +188,7 @@ def check_image(
         (300, 256)
     """
     img = _open(data, parameter, max_pixels, draft=True)
-    w, h = _oriented_size(img, _stored_size(data, img))
+    w, h = _oriented_size(img, img.info.get("stored_size", img.size))
     if min_side and min(w, h) < min_side:
         raise ImageInputError(
             "imageTooSmall",
@@ -194,14 +197,6 @@ def check_image(
             parameter,
         )
     return w, h
-
-
-def _stored_size(data: bytes, img: Image.Image) -> tuple[int, int]:
-    """The file's own size (a draft-decoded JPEG reports its reduced size)."""
-    if img.format != "JPEG":
-        return img.size
-    with Image.open(io.BytesIO(data)) as header:
-        return header.size
 
 
 def mask_has_erase(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -370,6 +371,43 @@ async def prepare_row(
             ...
         ```
     """
+    return await asyncio.to_thread(_prepare, ticket, job, delivery, keep_decoded)
+
+
+async def prepare_rows(
+    tickets: Sequence[RowTicket], job: ShardJob, *, delivery: str | None, keep_decoded: bool
+) -> list[PreparedRow | RowTicket]:
+    """:func:`prepare_row` for many rows, in order, a few worker threads each taking a run.
+
+    One thread hop per row cost more CPU than checking a small local file (~0.4 ms); the rows
+    are split into as many runs as the event loop's default pool has threads, so reads from
+    object stores still go out that many at a time, as they did one row per thread.
+
+    Example:
+        ```python
+        prepared = await prepare_rows(tickets, job, delivery="async", keep_decoded=False)
+        ```
+    """
+    if not tickets:
+        return []
+    runs = min(len(tickets), _POOL_THREADS)
+    size = -(-len(tickets) // runs)
+    chunks = [tickets[i : i + size] for i in range(0, len(tickets), size)]
+
+    def run(chunk: Sequence[RowTicket]) -> list[PreparedRow | RowTicket]:
+        return [_prepare(t, job, delivery, keep_decoded) for t in chunk]
+
+    done = await asyncio.gather(*(asyncio.to_thread(run, c) for c in chunks))
+    return [row for chunk in done for row in chunk]
+
+
+#: Threads of asyncio's default executor (``min(32, cpus + 4)``): runs of rows at once.
+_POOL_THREADS = min(32, (os.cpu_count() or 1) + 4)
+
+
+def _prepare(
+    ticket: RowTicket, job: ShardJob, delivery: str | None, keep_decoded: bool
+) -> PreparedRow | RowTicket:
     problem = check_row_key(ticket.row_key)
     if problem is not None:
         return ticket.failed("unsafeRowKey", problem)
@@ -386,9 +424,7 @@ async def prepare_row(
                 f"settings.dilatePixels: must be an integer from 0 to 50; got {dilate}",
                 parameter="settings.dilatePixels",
             )
-        image_bytes, mask_bytes, image, mask = await asyncio.to_thread(
-            _read_and_decode, ticket, job, keep_decoded
-        )
+        image_bytes, mask_bytes, image, mask = _read_and_decode(ticket, job, keep_decoded)
         task = build_row_task(
             ticket,
             job,

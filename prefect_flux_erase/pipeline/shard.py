@@ -33,7 +33,7 @@ from prefect_flux_erase.pipeline.rows import (
     PreparedRow,
     RowTicket,
     RowTickets,
-    prepare_row,
+    prepare_rows,
     ticket_for,
 )
 from prefect_flux_erase.pipeline.slots import ApiSlots, slots_for
@@ -160,11 +160,8 @@ async def _send(
     gate = [before_submit] if before_submit is not None else []
 
     async def window(batch: Sequence[RowTicket]) -> list[RowTicket]:
-        prepared = await asyncio.gather(
-            *(
-                prepare_row(t, job, delivery=backend.delivery, keep_decoded=backend.keep_decoded)
-                for t in batch
-            )
+        prepared = await prepare_rows(
+            batch, job, delivery=backend.delivery, keep_decoded=backend.keep_decoded
         )
         ready = [p for p in prepared if isinstance(p, PreparedRow)]
         if ready and gate:
