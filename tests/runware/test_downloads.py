@@ -79,3 +79,39 @@ async def test_an_error_status_on_download_keeps_its_http_class(
 
     assert (info.value.code, info.value.http_status) == ("httpError", 404)
     assert "HTTP 404" in str(info.value)
+
+
+def _proxy_env(monkeypatch: pytest.MonkeyPatch, proxy: str, no_proxy: str = "") -> None:
+    for name in ("HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, proxy)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(name, no_proxy)
+
+
+async def test_download_goes_through_the_environments_proxy(
+    new_client: NewClient, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _proxy_env(monkeypatch, receiver.url)  # the receiver plays the proxy
+    receiver.replies = [(200, {"Content-Type": "image/png"}, b"via-proxy")] * 2
+    async with new_client() as client:
+        first = await client.fetch_output(_item("http://downloads.invalid/a.png"))
+        second = await client.fetch_output(_item("http://downloads.invalid/b.png"))
+
+    assert (first, second) == (b"via-proxy", b"via-proxy")
+    # A proxy gets the absolute URL in the request line; the host never resolves directly.
+    assert [r.path for r in receiver.received] == [
+        "http://downloads.invalid/a.png",
+        "http://downloads.invalid/b.png",
+    ]
+
+
+async def test_no_proxy_hosts_are_fetched_directly(
+    new_client: NewClient, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _proxy_env(monkeypatch, "http://127.0.0.1:9", no_proxy="127.0.0.1")  # a refusing proxy
+    receiver.replies = [(200, {"Content-Type": "image/png"}, b"direct")]
+    async with new_client() as client:
+        data = await client.fetch_output(_item(f"{receiver.url}/o.png"))
+
+    assert data == b"direct"
+    assert [r.path for r in receiver.received] == ["/o.png"]
