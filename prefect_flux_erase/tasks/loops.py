@@ -47,7 +47,29 @@ def run_stage(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(bounded())
+        return _run_on_new_loop(bounded())
     context = contextvars.copy_context()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flux-erase-stage") as pool:
-        return pool.submit(context.run, asyncio.run, bounded()).result()
+        return pool.submit(context.run, _run_on_new_loop, bounded()).result()
+
+
+class _SharedPool(ThreadPoolExecutor):
+    """The worker threads of every stage's ``asyncio.to_thread`` calls, kept for the process.
+
+    ``asyncio.run`` gives each new event loop a default executor of its own and joins its
+    threads when the loop closes: a few threads created and destroyed per stage, thousands in
+    a long run, each scattering its allocations over the C allocator's per-thread arenas.
+    Stages share this pool instead; closing a loop leaves it running.
+    """
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Kept for the next stage (the interpreter stops the threads at exit)."""
+
+
+_POOL = _SharedPool(max_workers=32, thread_name_prefix="flux-erase-io")
+
+
+def _run_on_new_loop(coro: Coroutine[Any, Any, T]) -> T:
+    with asyncio.Runner() as runner:
+        runner.get_loop().set_default_executor(_POOL)
+        return runner.run(coro)
