@@ -24,6 +24,7 @@ from typing import Any
 from prefect.futures import PrefectFuture
 
 from prefect_flux_erase.manifest import Shard
+from prefect_flux_erase.manifest_reader import trim_native_heap
 from prefect_flux_erase.pipeline.config import ShardJob
 from prefect_flux_erase.pipeline.shard import ShardReport
 from prefect_flux_erase.tasks.shard import poll_erase, submit_erase, upload_erased
@@ -74,6 +75,33 @@ def thread_runner_allows(threads: int) -> bool:
     if not isinstance(runner, ThreadPoolTaskRunner):
         return False
     return int(getattr(runner, "_max_workers", 0) or 0) >= threads
+
+
+def _forget_finished(future: PrefectFuture[Any] | None = None) -> None:
+    """Drop what the flow run keeps about finished stage runs whose results are gone.
+
+    Prefect links every task result to its state in the flow run's context (for dependency
+    tracking), and a thread-pool runner keeps a cancel event per task run, both for the
+    whole flow run. A run of a thousand shards piles up three of each per shard: small, but
+    scattered across the heap for as long as the run lasts, so a long run's footprint kept
+    growing. Entries whose result object has been freed (their weak reference is dead) and
+    the finished run's cancel event are dropped; nothing a later task could still use.
+    """
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    if context is None:
+        return
+    linked = getattr(context, "run_results", None)
+    if isinstance(linked, dict) and len(linked) > 64:
+        for key, entry in list(linked.items()):
+            ref = entry[2] if isinstance(entry, tuple) and len(entry) > 2 else None
+            if ref is not None and ref() is None:
+                linked.pop(key, None)
+    events = getattr(getattr(context, "task_runner", None), "_cancel_events", None)
+    task_run_id = getattr(future, "task_run_id", None)
+    if isinstance(events, dict) and task_run_id is not None:
+        events.pop(task_run_id, None)
 
 
 def _start(
@@ -132,12 +160,14 @@ def drive_shards(
     fill()
     while at_api or uploading or polled:
         stage, shard_index, future = events.get()
+        _forget_finished(future)
         if stage == "upload":
             uploading -= 1
         elif stage == "poll":
             at_api -= 1
         try:
             value = future.result()
+            del future  # its state holds the result: keep only the value from here on
         except Exception as exc:  # a failed stage: record it, keep the other shards going
             if stage == "submit":
                 at_api -= 1
@@ -152,6 +182,7 @@ def drive_shards(
             polled.append(value)
         else:
             result.reports.append(value)
+            trim_native_heap()  # a shard's stages are done: their freed memory can go back
             if on_report is not None:
                 on_report(value)
         fill()
