@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 
-.PHONY: setup demo test lint typecheck check bench docs docs-serve screenshots clean
+.PHONY: setup demo test lint typecheck check bench bench-engine docs docs-serve screenshots clean
 
 setup: $(VENV)/.installed
 
@@ -29,6 +29,17 @@ typecheck: setup
 	$(VENV)/bin/mypy examples
 
 check: lint typecheck test
+
+# The benchmarks behind the README's "Performance and guarantees" (benchmarks/RESULTS.md):
+# throughput, memory and resume (~30 min on 2 cores), and the local engine's quality.
+bench: setup
+	$(PY) benchmarks/throughput.py
+	$(PY) benchmarks/memory.py
+	$(PY) benchmarks/resume.py
+
+bench-engine: setup
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) benchmarks/engine_quality.py --sheet docs/images/engine-contact-sheet.png
 
 # The documentation site: `mkdocs build --strict` fails on any broken link or reference.
 $(VENV)/.docs-installed: $(VENV)/.installed pyproject.toml
