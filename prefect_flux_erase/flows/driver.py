@@ -15,6 +15,7 @@ is full and send them the moment a slot frees, so no answered shard leaves a gap
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -104,6 +105,25 @@ def _forget_finished(future: PrefectFuture[Any] | None = None) -> None:
         events.pop(task_run_id, None)
 
 
+def _unlink(value: Any) -> None:
+    """Forget Prefect's link from ``value`` (a stage's result) and its fields to their run's
+    state: once the next stage has been submitted with it, nothing looks it up again."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    linked = getattr(context, "run_results", None)
+    if not isinstance(linked, dict):
+        return
+    parts = [value]
+    if dataclasses.is_dataclass(value):
+        parts += [getattr(value, f.name) for f in dataclasses.fields(value)]
+    for part in parts:  # all alive here, so no other object can have their ids
+        entry = linked.get(id(part))
+        ref = entry[2] if isinstance(entry, tuple) and len(entry) > 2 else None
+        if entry is not None and (ref is None or ref() is part):
+            linked.pop(id(part), None)
+
+
 def _start(
     stage: str, job: ShardJob, value: Any, events: queue.Queue[tuple[str, int, PrefectFuture[Any]]]
 ) -> None:
@@ -147,7 +167,9 @@ def drive_shards(
     def fill() -> None:
         nonlocal at_api, uploading
         while polled and uploading < max_in_flight:
-            _start("upload", job, polled.popleft(), events)
+            answered = polled.popleft()
+            _start("upload", job, answered, events)
+            _unlink(answered)
             uploading += 1
         # New shards wait while answered ones queue for an upload slot: storage, not the
         # API, is the bottleneck then, and piling up answered shards would not help.
@@ -178,9 +200,11 @@ def drive_shards(
             continue
         if stage == "submit":
             _start("poll", job, value, events)
+            _unlink(value)
         elif stage == "poll":
             polled.append(value)
         else:
+            _unlink(value)
             result.reports.append(value)
             trim_native_heap()  # a shard's stages are done: their freed memory can go back
             if on_report is not None:

@@ -409,3 +409,33 @@ def test_a_held_progress_update_goes_out_on_flush() -> None:
     interrupted()
     (artifact,) = [a for a in _artifacts(run_key) if a.type == "progress"]
     assert artifact.data == 40.0
+
+
+def test_a_long_run_does_not_pile_up_prefects_bookkeeping_of_finished_stages(
+    tmp_path: Path,
+) -> None:
+    """Prefect keeps a state per task result and a cancel event per task run for the whole
+    flow run; the driver drops those of finished stages, so they stay few however many
+    shards the run has."""
+    from prefect.context import FlowRunContext
+
+    from prefect_flux_erase.flows.progress import Progress, listen
+
+    sizes: list[tuple[int, int]] = []
+
+    def watch(progress: Progress) -> None:
+        context = FlowRunContext.get()
+        assert context is not None
+        events = getattr(context.task_runner, "_cancel_events", {})
+        sizes.append((len(context.run_results), len(events)))
+
+    root = str(tmp_path)
+    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 60))
+    with listen(watch):
+        state = _run(manifest, f"{root}/out", shard_size=1, max_shards_in_flight=2)
+
+    assert state.is_completed(), state.message
+    assert len(sizes) == 61  # the start, then one per shard
+    # 60 shards x 3 stages would leave 180 cancel events and ~500 linked results.
+    assert max(events for _, events in sizes[-10:]) <= 12
+    assert max(linked for linked, _ in sizes[-10:]) <= 30
