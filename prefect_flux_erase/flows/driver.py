@@ -15,6 +15,7 @@ is full and send them the moment a slot frees, so no answered shard leaves a gap
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import queue
 from collections import deque
@@ -79,30 +80,19 @@ def thread_runner_allows(threads: int) -> bool:
 
 
 def _forget_finished(future: PrefectFuture[Any] | None = None) -> None:
-    """Drop what the flow run keeps about finished stage runs whose results are gone.
+    """Drop the cancel event a thread-pool runner keeps for a finished stage run.
 
-    Prefect links every task result to its state in the flow run's context (for dependency
-    tracking), and a thread-pool runner keeps a cancel event per task run, both for the
-    whole flow run. A run of a thousand shards piles up three of each per shard: small, but
-    scattered across the heap for as long as the run lasts, so a long run's footprint kept
-    growing. Entries whose result object has been freed (their weak reference is dead) and
-    the finished run's cancel event are dropped; nothing a later task could still use.
+    The runner keeps one per task run for the whole flow run: three per shard, a thousand
+    shards in a long run. Best effort: bookkeeping must never fail a run.
     """
     from prefect.context import FlowRunContext
 
-    context = FlowRunContext.get()
-    if context is None:
-        return
-    linked = getattr(context, "run_results", None)
-    if isinstance(linked, dict) and len(linked) > 64:
-        for key, entry in list(linked.items()):
-            ref = entry[2] if isinstance(entry, tuple) and len(entry) > 2 else None
-            if ref is not None and ref() is None:
-                linked.pop(key, None)
-    events = getattr(getattr(context, "task_runner", None), "_cancel_events", None)
-    task_run_id = getattr(future, "task_run_id", None)
-    if isinstance(events, dict) and task_run_id is not None:
-        events.pop(task_run_id, None)
+    with contextlib.suppress(Exception):
+        context = FlowRunContext.get()
+        events = getattr(getattr(context, "task_runner", None), "_cancel_events", None)
+        task_run_id = getattr(future, "task_run_id", None)
+        if isinstance(events, dict) and task_run_id is not None:
+            events.pop(task_run_id, None)
 
 
 def _unlink(value: Any) -> None:
@@ -114,14 +104,17 @@ def _unlink(value: Any) -> None:
     linked = getattr(context, "run_results", None)
     if not isinstance(linked, dict):
         return
+    # Task threads add entries meanwhile: only single-key operations here (atomic in
+    # CPython), never an iteration over the dict.
     parts = [value]
     if dataclasses.is_dataclass(value):
         parts += [getattr(value, f.name) for f in dataclasses.fields(value)]
     for part in parts:  # all alive here, so no other object can have their ids
-        entry = linked.get(id(part))
-        ref = entry[2] if isinstance(entry, tuple) and len(entry) > 2 else None
-        if entry is not None and (ref is None or ref() is part):
-            linked.pop(id(part), None)
+        with contextlib.suppress(Exception):  # best effort: never fail a run over this
+            entry = linked.get(id(part))
+            ref = entry[2] if isinstance(entry, tuple) and len(entry) > 2 else None
+            if entry is not None and (ref is None or ref() is part):
+                linked.pop(id(part), None)
 
 
 def _start(

@@ -49,6 +49,7 @@ class ApiSlots:
         self._lock = threading.Lock()
         self._held: set[int] = set()
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
+        self._closed = False
 
     @property
     def in_use(self) -> int:
@@ -60,7 +61,7 @@ class ApiSlots:
         with self._lock:
             if holder in self._held:
                 return True
-            if force or len(self._held) < self.capacity:
+            if force or self._closed or len(self._held) < self.capacity:
                 self._held.add(holder)
                 return True
             return False
@@ -97,6 +98,24 @@ class ApiSlots:
                 with self._lock:
                     self._waiters.discard(entry)
         return True
+
+    def close(self) -> None:
+        """Stop gating: every waiter goes ahead now, and so does every later ``acquire``.
+
+        The flow calls this when it stops driving shards, whichever way: a shard still
+        waiting for a slot then must not wait for one that will never be given back.
+
+        Example:
+            >>> slots = ApiSlots(1); slots.close()
+            >>> [asyncio.run(slots.acquire(i, wait_limit=0)) for i in (0, 1)]
+            [True, True]
+        """
+        with self._lock:
+            self._closed = True
+            waiters, self._waiters = self._waiters, set()
+        for loop, waiter in waiters:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_wake, waiter)
 
     def release(self, holder: int) -> None:
         """Give back ``holder``'s slot (a no-op if it holds none) and wake the waiters.
@@ -139,10 +158,12 @@ def slots_for(key: str, capacity: int) -> ApiSlots:
 
 
 def forget(key: str) -> None:
-    """Drop run ``key``'s slots (the flow calls this when its shards are done).
+    """Close run ``key``'s slots and drop them (the flow calls this when it stops driving).
 
     Example:
         >>> forget("never-created")
     """
     with _REGISTRY_LOCK:
-        _REGISTRY.pop(key, None)
+        slots = _REGISTRY.pop(key, None)
+    if slots is not None:
+        slots.close()

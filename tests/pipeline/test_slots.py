@@ -160,3 +160,60 @@ def test_slots_only_on_a_thread_pool_with_a_thread_for_every_shard() -> None:
 
     assert probe() == (True, False)
     assert thread_runner_allows(1) is False  # outside a flow run
+
+
+def test_closing_lets_a_waiter_go_at_once() -> None:
+    """The flow closes its slots when it stops driving shards (a failure included): a shard
+    still waiting for a slot must not wait out its limit for one never given back."""
+    slots = ApiSlots(1)
+    asyncio.run(slots.acquire(0, wait_limit=0))
+    thread, box = _in_thread(lambda: asyncio.run(slots.acquire(1, wait_limit=600)))
+    time.sleep(0.3)
+    assert "value" not in box
+    closed = time.monotonic()
+    slots.close()
+    thread.join(60)
+    assert box["value"] is True
+    assert float(box["ended"]) - closed < 30  # woken, not timed out after 600 s
+    assert asyncio.run(slots.acquire(2, wait_limit=0)) is True
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_driver_that_fails_leaves_no_shard_waiting_for_a_slot(
+    tmp_path: Path, emu: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure in the driver ends the flow at once, with the prefetched shard let go."""
+    from prefect_flux_erase import erase_manifest
+    from prefect_flux_erase.flows import driver
+    from tests.tasks.jobs import FAST_RETRY, credentials_for
+
+    reports = 0
+
+    def failing_unlink(value: object) -> None:
+        nonlocal reports
+        if type(value).__name__ == "ShardReport":
+            reports += 1
+            if reports == 2:
+                raise RuntimeError("driver bookkeeping broke")
+
+    monkeypatch.setattr(driver, "_unlink", failing_unlink)
+    emu.configure(latency=0.2)
+    root = str(tmp_path)
+    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 16))
+    started = time.monotonic()
+    state = erase_manifest(
+        manifest,
+        f"{root}/out",
+        backend="runware",
+        credentials=credentials_for(emu.url),
+        key_column="row_key",
+        shard_size=2,
+        max_shards_in_flight=1,
+        retry_policy=FAST_RETRY,
+        report=False,
+        return_state=True,
+    )
+    assert state.is_failed()
+    assert "driver bookkeeping broke" in (state.message or "")
+    assert time.monotonic() - started < 300  # not the 900 s a waiting shard would take
+    assert slots_module._REGISTRY == {}
