@@ -147,6 +147,11 @@ def decode_image(
         img = img.convert("RGB")
     rgb = np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
     h, w = rgb.shape[:2]
+    _require_min_side(w, h, min_side, parameter)
+    return DecodedImage(rgb=rgb, alpha=alpha, source_format=source_format)
+
+
+def _require_min_side(w: int, h: int, min_side: int, parameter: str) -> None:
     if min_side and min(w, h) < min_side:
         raise ImageInputError(
             "imageTooSmall",
@@ -154,7 +159,16 @@ def decode_image(
             "upscale or pad the image",
             parameter,
         )
-    return DecodedImage(rgb=rgb, alpha=alpha, source_format=source_format)
+
+
+def _require_size(mask: tuple[int, int], image: tuple[int, int], parameter: str) -> None:
+    if mask != image:
+        raise ImageInputError(
+            "invalidMaskDimensions",
+            f"{parameter}: the mask is {mask[0]}x{mask[1]} but the image is "
+            f"{image[0]}x{image[1]}; masks must have the image's exact size",
+            parameter,
+        )
 
 
 _SWAPPED = (5, 6, 7, 8)  # EXIF orientations that turn the image by 90 degrees
@@ -189,13 +203,7 @@ def check_image(
     """
     img = _open(data, parameter, max_pixels, draft=True)
     w, h = _oriented_size(img, img.info.get("stored_size", img.size))
-    if min_side and min(w, h) < min_side:
-        raise ImageInputError(
-            "imageTooSmall",
-            f"{parameter}: {w}x{h} is below the model's minimum of {min_side}x{min_side}; "
-            "upscale or pad the image",
-            parameter,
-        )
+    _require_min_side(w, h, min_side, parameter)
     return w, h
 
 
@@ -220,13 +228,7 @@ def mask_has_erase(
     if img.mode not in ("L", "1"):
         return bool(decode_mask(data, size, parameter=parameter, max_pixels=max_pixels).any())
     oriented = _oriented_size(img, img.size)
-    if oriented != size:
-        raise ImageInputError(
-            "invalidMaskDimensions",
-            f"{parameter}: the mask is {oriented[0]}x{oriented[1]} but the image is "
-            f"{size[0]}x{size[1]}; masks must have the image's exact size",
-            parameter,
-        )
+    _require_size(oriented, size, parameter)
     extrema = img.getextrema()  # (min, max) for a single-band image
     top = extrema[1]
     assert isinstance(top, int | float)
@@ -252,13 +254,7 @@ def decode_mask(
     img = _open(data, parameter, max_pixels)
     with contextlib.suppress(Exception):
         img = ImageOps.exif_transpose(img)
-    if img.size != size:
-        raise ImageInputError(
-            "invalidMaskDimensions",
-            f"{parameter}: the mask is {img.width}x{img.height} but the image is "
-            f"{size[0]}x{size[1]}; masks must have the image's exact size",
-            parameter,
-        )
+    _require_size(img.size, size, parameter)
     img = _to_8bit(img)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = np.asarray(img.convert("RGBA"), dtype=np.uint16)
