@@ -229,6 +229,7 @@ def classify(code: str | None, http_status: int | None = None) -> type[RunwareEr
     """Return the exception class for an API error ``code`` and HTTP status.
 
     The code decides when it is known; otherwise the HTTP status does; otherwise permanent.
+    Any code containing "timeout" in any case is transient, whatever else it says.
 
     Example:
         >>> classify("timeoutProvider").__name__
@@ -246,6 +247,10 @@ def classify(code: str | None, http_status: int | None = None) -> type[RunwareEr
     if code:
         if code == "conflictTaskUUID":
             return ConflictTaskUUIDError
+        if _TIMEOUT_RE.search(code):
+            # Any code naming a timeout, in any case, is transient: checked before the
+            # not-found/expired suffix rules so that e.g. ``gatewayTimeoutExpired`` is retried.
+            return TransientError
         if code in _AUTH_CODES:
             return AuthenticationError
         if code in _CREDIT_CODES:
@@ -256,7 +261,7 @@ def classify(code: str | None, http_status: int | None = None) -> type[RunwareEr
             return TaskNotFoundError
         if _RATE_RE.search(code):
             return RateLimitError
-        if _TIMEOUT_RE.search(code) or code in _TRANSIENT_CODES or code.startswith("provider"):
+        if code in _TRANSIENT_CODES or code.startswith("provider"):
             return TransientError
         if code.startswith(
             ("invalid", "missing", "value", "max", "min", "duplicate", "unsupported", "unknown")

@@ -85,6 +85,12 @@ def test_cumulative_poll_items_are_deduplicated() -> None:
         ("timeoutProvider", 200, TransientError),
         ("providerGatewayTimeout", None, TransientError),
         ("SomethingTIMEOUT", None, TransientError),
+        ("timeout", 400, TransientError),
+        ("readTimeOut", 400, TransientError),
+        # "timeout" wins over the *Expired / *NotFound / invalid* rules (issue #2, item 3).
+        ("gatewayTimeoutExpired", 400, TransientError),
+        ("upstreamTimeoutNotFound", 404, TransientError),
+        ("invalidTimeout", 400, TransientError),
         ("rateLimitExceeded", None, RateLimitError),
         (None, 429, RateLimitError),
         (None, 500, TransientError),
