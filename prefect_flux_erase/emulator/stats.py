@@ -8,8 +8,11 @@ Example:
 
 from __future__ import annotations
 
-from collections import Counter
-from typing import Any
+from collections import Counter, deque
+from typing import Any, Final
+
+#: How many webhook retry waits ``webhook_retry_delays`` keeps (the most recent ones).
+WEBHOOK_DELAYS_KEPT: Final = 1000
 
 
 class Stats:
@@ -26,6 +29,8 @@ class Stats:
         self.faults: Counter[str] = Counter()
         self.webhooks: Counter[str] = Counter()
         self.uploads: Counter[str] = Counter()
+        #: The waits (seconds) the webhook sender chose before each retry, oldest first.
+        self.webhook_retry_delays: deque[float] = deque(maxlen=WEBHOOK_DELAYS_KEPT)
         self.tasks_accepted = 0
         self.conflicts = 0
         self.dry_runs = 0
@@ -61,6 +66,7 @@ class Stats:
                 "failed": self.webhooks["failed"],
                 "attempts": self.webhooks["attempts"],
             },
+            "webhook_retry_delays": list(self.webhook_retry_delays),
             "uploads": {
                 "endpoint_put": self.uploads["endpoint_put"],
                 "endpoint_put_failed": self.uploads["endpoint_put_failed"],

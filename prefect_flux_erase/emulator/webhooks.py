@@ -88,6 +88,7 @@ class WebhookSender:
                 outcome = type(exc).__name__
             logger.debug("webhook to %s: attempt %d got %s", shown, attempt + 1, outcome)
             if attempt < len(waits):
+                self.stats.webhook_retry_delays.append(waits[attempt])
                 await asyncio.sleep(waits[attempt])
         self.stats.webhooks["failed"] += 1
         logger.warning("webhook to %s failed after %d attempts", shown, config.webhook_attempts)

@@ -60,6 +60,30 @@ def test_webhook_is_retried_on_500_until_delivered(
     assert fast_webhooks.stats()["webhooks"] == {"delivered": 1, "failed": 0, "attempts": 3}
 
 
+@pytest.mark.parametrize("status", [500, 503, 429, 404, 301])
+def test_webhook_retries_any_non_2xx_with_growing_jittered_backoff(
+    emu: EmulatorServer,
+    client: httpx.Client,
+    make_task: TaskFactory,
+    receiver: Receiver,
+    status: int,
+) -> None:
+    # Nominal waits 0.02, 0.04, 0.08 s; the jitter keeps each in [nominal/2, nominal], so the
+    # ranges do not overlap and the chosen waits must grow.
+    emu.configure(webhook_backoff=0.02, webhook_backoff_max=0.08, webhook_attempts=6)
+    receiver.statuses = [status] * 3
+    client.post(emu.url, json=[make_task(webhookURL=f"{receiver.url}/hook")])
+    emu.wait_idle()
+    assert len(receiver.wait_for(4)) == 4
+    stats = emu.stats()
+    assert stats["webhooks"] == {"delivered": 1, "failed": 0, "attempts": 4}
+    waits = stats["webhook_retry_delays"]
+    assert len(waits) == 3
+    for wait, nominal in zip(waits, (0.02, 0.04, 0.08), strict=True):
+        assert nominal / 2 <= wait <= nominal
+    assert waits == sorted(waits)
+
+
 def test_webhook_gives_up_after_the_configured_attempts(
     fast_webhooks: EmulatorServer, client: httpx.Client, make_task: TaskFactory, receiver: Receiver
 ) -> None:
