@@ -77,6 +77,55 @@ async def test_every_output_type_and_format_decodes_to_the_input_size(
     assert decoded.source_format == output_format
 
 
+async def test_every_seed_option_at_once_round_trips_through_the_emulator(
+    emu: EmulatorServer, new_client: NewClient, make_task: MakeTask, receiver: Receiver
+) -> None:
+    # Every option of the seed page, each away from its default, in one task over loopback.
+    task = make_task(
+        outputType="dataURI",
+        outputFormat="WEBP",
+        outputQuality=20,
+        webhookURL=f"{receiver.url}/hook?token=wh-all",
+        deliveryMethod="async",
+        uploadEndpoint=f"{receiver.url}/put/out.webp?X-Amz-Signature=s",
+        safety={"checkContent": True, "mode": "fast"},
+        ttl=60,
+        includeCost=True,
+        numberResults=2,
+        settings={"dilatePixels": 50},
+    )
+    sent = task.to_wire()
+    assert set(sent) == {
+        "taskType", "taskUUID", "model", "inputs", "settings", "outputType", "outputFormat",
+        "outputQuality", "webhookURL", "deliveryMethod", "uploadEndpoint", "safety", "ttl",
+        "includeCost", "numberResults",
+    }  # fmt: skip
+    async with new_client() as client:
+        items = await client.run(task)
+    emu.wait_idle()
+    # The emulator parsed exactly what the client meant, through its own code path.
+    record = emu.backend.tasks[task.task_uuid]
+    assert record.spec == task
+    assert record.spec is not None
+    assert record.spec.to_wire() == sent
+    # And every option had its effect on what came back.
+    assert len({i.image_uuid for i in items}) == 2
+    for item in items:
+        assert (item.image_url, item.image_base64_data) == (None, None)
+        assert item.image_data_uri is not None
+        assert item.image_data_uri.startswith("data:image/webp;base64,")
+        assert (item.cost, item.nsfw_content) == (0.03, False)
+    posts = [r for r in receiver.received if r.method == "POST"]
+    puts = [r for r in receiver.received if r.method == "PUT"]
+    assert [p.path for p in posts] == ["/hook?token=wh-all"] * 2
+    assert [p.path for p in puts] == ["/put/out.webp?X-Amz-Signature=s"] * 2
+    assert all(sniff_mime(p.body) == "image/webp" for p in puts)
+    # ttl only applies to URL output: with dataURI output it does not shorten the image's life.
+    emu.advance_clock(61)
+    assert all(emu.backend.get_image(i.image_uuid) is not None for i in items)
+    assert emu.stats()["billed"][task.task_uuid]["count"] == 2
+
+
 async def test_number_results_and_include_cost_bill_once_per_result(
     emu: EmulatorServer, new_client: NewClient, make_task: MakeTask
 ) -> None:
