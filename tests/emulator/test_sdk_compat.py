@@ -1,5 +1,7 @@
 """A third-party client, speaking the wire protocol exactly as runware-sdk does, works unchanged.
 
+(``test_runware_sdk`` runs the SDK itself; this one keeps the rules visible and dependency-free.)
+
 This mirrors runware-sdk 1.8.0's REST path (RUNWARE_API §1, §3, §4): Bearer auth, a JSON array
 body, ``deliveryMethod: async``, then ``getResponse`` polls; a body with an ``errors`` or
 ``error`` key is a failure; an item is final when ``status == "success"`` or any key ending in
