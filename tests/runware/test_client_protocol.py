@@ -275,6 +275,27 @@ async def test_error_reply_shapes(
     assert len(receiver.received) == 1
 
 
+async def test_non_final_statuses_other_than_processing_keep_the_client_polling(
+    new_client: NewClient, make_task: MakeTask, receiver: Receiver
+) -> None:
+    # RUNWARE_API §9 item 11: any status but success/error means "still running".
+    task = make_task(deliveryMethod="async")
+    waiting = [
+        {"taskType": "imageInference", "taskUUID": task.task_uuid, "status": status}
+        for status in ("queued", "pending", "scheduled", "waiting", "someNewStatus")
+    ]
+    receiver.replies = [_json(200, {"data": [item]}) for item in waiting]
+    receiver.replies.append(
+        _json(200, {"data": [_item(task.task_uuid, status="success", progress=100)]})
+    )
+    async with new_client(base_url=receiver.url) as client:
+        outcome = (await client.poll({task.task_uuid: 1}))[task.task_uuid]
+    assert outcome.state == "done"
+    assert outcome.results[0].image_uuid == _item(task.task_uuid)["imageUUID"]
+    assert len(receiver.received) == 6
+    assert all(json.loads(r.body)[0]["taskType"] == "getResponse" for r in receiver.received)
+
+
 async def test_non_json_400_is_a_permanent_http_error(
     new_client: NewClient, make_task: MakeTask, receiver: Receiver
 ) -> None:
