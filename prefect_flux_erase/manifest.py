@@ -127,6 +127,25 @@ class ManifestPlan:
     image_column: str = "image_uri"
     mask_column: str = "mask_uri"
 
+    @property
+    def shadowed(self) -> list[str]:
+        """Manifest columns named like a result column, so not carried to the results.
+
+        The key column ``row_key`` is not listed: the results' ``row_key`` holds its values.
+
+        Example:
+            >>> schema = pa.schema([("image_uri", pa.string()), ("row_key", pa.string()),
+            ...                     ("status", pa.string())])
+            >>> ManifestPlan([], 0, schema, ["image_uri"], key_column="row_key").shadowed
+            ['status']
+        """
+        return [
+            name
+            for name in self.schema.names
+            if name not in self.passthrough
+            and not (name == "row_key" and self.key_column == "row_key")
+        ]
+
 
 @dataclass
 class ManifestRow:

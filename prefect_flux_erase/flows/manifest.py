@@ -187,6 +187,12 @@ def erase_manifest(
         len(plan.shards) - len(todo),
         redact_url(output),
     )
+    if plan.shadowed:
+        logger.warning(
+            "manifest column(s) %s share a name with the pipeline's result columns and are not "
+            "carried to the results (the pipeline writes its own); rename them to keep them",
+            ", ".join(plan.shadowed),
+        )
     duplicates = sum(len(s.duplicates) for s in plan.shards)
     if duplicates:
         logger.warning(
