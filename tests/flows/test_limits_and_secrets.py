@@ -63,6 +63,54 @@ def test_global_concurrency_limit_is_taken_and_given_back(
     )
 
 
+def test_a_run_waits_while_another_holds_the_global_limit_and_sends_nothing(
+    tmp_path: Path, emu: EmulatorServer
+) -> None:
+    """The limit caps API requests across flow runs: with every slot held elsewhere (another
+    run), a run sends no request until the slots come back, then completes."""
+    import threading
+    import time
+
+    from prefect.concurrency.sync import concurrency
+
+    manifest = write_manifest(f"{tmp_path}/m.parquet", write_inputs(str(tmp_path), 2))
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(
+            GlobalConcurrencyLimitCreate(name="flux-erase-test-held", limit=4)
+        )
+    outcome: list[object] = []
+
+    def run() -> None:
+        outcome.append(
+            erase_manifest(
+                manifest,
+                f"{tmp_path}/out",
+                backend="runware",
+                credentials=credentials_for(emu.url),
+                key_column="row_key",
+                concurrency=4,
+                concurrency_limit="flux-erase-test-held",
+                poll_policy=FAST_POLL,
+                retry_policy=FAST_RETRY,
+                report=False,
+                return_state=True,
+            )
+        )
+
+    with concurrency("flux-erase-test-held", occupy=4, strict=True):
+        other = threading.Thread(target=run)
+        other.start()
+        time.sleep(4.0)
+        assert other.is_alive()
+        assert emu.stats()["requests_total"] == 0  # waiting for the slots, not sending
+    other.join(timeout=120)
+
+    assert not other.is_alive()
+    (state,) = outcome
+    assert state.is_completed(), state.message  # type: ignore[attr-defined]
+    assert emu.stats()["results_billed"] == 2
+
+
 def test_api_key_is_not_in_logs_results_or_artifacts(
     tmp_path: Path, emu: EmulatorServer, caplog: pytest.LogCaptureFixture
 ) -> None:
