@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -131,6 +132,93 @@ def test_run_against_the_emulator_with_a_base_url(
     assert "$0.0900 spent" in out
     assert emu.stats()["results_billed"] == 3
     assert TEST_KEY not in out + err
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_run_on_s3_through_storage_options_applies_shard_size_and_output_quality(
+    tmp_path: Path, s3_options: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+    import json
+
+    from PIL import Image
+
+    from prefect_flux_erase import storage
+    from tests.tasks.builders import make_bucket
+
+    root = f"s3://{make_bucket(s3_options)}/batch"
+    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 3, s3_options), s3_options)
+
+    code = main(
+        [
+            "run",
+            manifest,
+            "--output",
+            f"{root}/out",
+            "--storage-options",
+            json.dumps(s3_options),
+            "--engine",
+            "echo",
+            "--key-column",
+            "row_key",
+            "--shard-size",
+            "2",
+            "--concurrency",
+            "2",
+            "--output-quality",
+            "30",
+            "--no-report",
+        ]
+    )
+
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "3 of 3 rows succeeded" in out
+    fs, path = storage.resolve(f"{root}/out/_parts", s3_options)
+    assert sorted(p.rsplit("/", 1)[-1] for p in fs.ls(path, refresh=True)) == [
+        "shard-00000.parquet",
+        "shard-00001.parquet",
+    ]
+    written = storage.read_bytes(f"{root}/out/images/img000.jpg", s3_options)
+    reference = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(reference, "JPEG", quality=30)
+    tables = Image.open(io.BytesIO(written)).quantization  # type: ignore[attr-defined]
+    assert tables == Image.open(reference).quantization  # type: ignore[attr-defined]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_run_draws_a_live_progress_bar_on_a_terminal(
+    manifest: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+
+    code = main(
+        [
+            "run",
+            manifest,
+            "--output",
+            f"{tmp_path}/out",
+            "--engine",
+            "echo",
+            "--key-column",
+            "row_key",
+            "--no-report",
+        ]
+    )
+
+    shown = terminal.getvalue()
+    assert code == 0, shown
+    assert "erasing (0 failed)" in shown
+    assert "3/3" in shown  # the bar's rows done / total
+    assert "erasing: 3/3 rows" not in shown  # not the plain lines of a pipe
 
 
 @pytest.mark.parametrize(
