@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import logging
 from collections.abc import Iterator
 from importlib import resources
 from typing import Any
@@ -76,6 +77,7 @@ def local_s3_server() -> Iterator[dict[str, Any]]:
     """Start moto's S3 server on 127.0.0.1 (a free port); yield s3fs storage options for it."""
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not one log line per request
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()
     host, port = server.get_host_and_port()

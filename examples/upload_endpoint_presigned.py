@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -93,6 +94,9 @@ def dry_run() -> Iterator[tuple[Any, RunwareCredentials]]:
 
     from prefect_flux_erase.emulator import EmulatorConfig, serve_in_thread
 
+    # moto's access log would print every presigned URL, signature included, to the terminal:
+    # a real bucket's server logs stay on the server.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     s3_server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     s3_server.start()
     host, port = s3_server.get_host_and_port()
