@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from numpy.typing import NDArray
@@ -86,6 +87,13 @@ def test_several_results_per_row_are_listed_and_written_with_numbered_names(
     )
 
     assert state.is_completed(), state.message
+    schema = pq.read_schema(f"{root}/out/results.parquet")
+    assert schema.names == [
+        *("image_uri", "mask_uri", "dilate_pixels", "note"),  # the manifest's, then the results'
+        *("row_key", "row_index", "status", "output_uri", "image_uuid", "source_url", "cost"),
+        *("error_code", "error_message", "attempts", "latency_s", "task_uuid", "resumed"),
+    ]
+    assert pa.types.is_list(schema.field("output_uri").type)
     rows = _results(f"{root}/out")
     for r in rows:
         assert r["output_uri"] == [f"{root}/out/images/{r['row_key']}_{k}.png" for k in (0, 1)]
@@ -215,8 +223,6 @@ def test_a_missing_column_fails_before_any_api_request_and_names_it(
 def test_a_manifest_column_named_like_a_result_column_is_named_in_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import pyarrow as pa
-
     root = str(tmp_path)
     manifest = write_manifest(
         f"{root}/m.parquet", write_inputs(root, 2), status=pa.array(["todo", "todo"])

@@ -62,3 +62,18 @@ def test_erase_image_rejects_a_mask_of_another_size_before_any_request(
 
     assert caught.value.code == "invalidMaskDimensions"
     assert emu.stats()["requests_total"] == 0
+
+
+def test_single_image_tasks_are_configured_for_safe_retries() -> None:
+    from prefect.cache_policies import NO_CACHE
+
+    from prefect_flux_erase.tasks.retry import retry_if_transient
+
+    for single in (erase_image, aerase_image):
+        assert single.retries == 3
+        assert single.retry_delay_seconds == [2.0, 4.0, 8.0]
+        assert single.retry_jitter_factor == 0.5
+        assert single.retry_condition_fn is retry_if_transient
+        assert single.cache_policy is NO_CACHE
+        assert single.cache_result_in_memory is False
+    assert aerase_image.timeout_seconds == 900.0  # erase_image enforces it on its own loop
