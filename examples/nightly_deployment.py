@@ -11,7 +11,9 @@ Run:
 The same flow deploys to a work pool with ``examples/prefect.yaml``.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: Prefect loads this file by path to run a
+# deployment, and pydantic could then not resolve the string annotations of the flow's
+# parameters (`Literal`): every deployed run would fail its parameter validation.
 
 import datetime as dt
 from typing import Any, Literal
