@@ -35,7 +35,7 @@ from prefect_flux_erase.manifest import ManifestPlan, ManifestSpec, Shard, _as_k
 from prefect_flux_erase.manifest_reader import open_parquet
 
 #: Rows of the key column read at a time.
-_BATCH_ROWS = 65_536
+_BATCH_ROWS = 8_192
 
 
 def _keys(spec: ManifestSpec, plan: ManifestPlan) -> Iterator[tuple[int, str | None]]:
