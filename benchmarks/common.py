@@ -33,6 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# The package before pyarrow, as in any process that runs the pipeline (the CLI, a deployment,
+# a script that imports the flow): it chooses Arrow's allocator, which pyarrow fixes on load.
+import prefect_flux_erase  # noqa: F401
+
+# isort: split
 import httpx
 import numpy as np
 import pyarrow as pa

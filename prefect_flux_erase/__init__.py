@@ -12,9 +12,19 @@ Example:
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import Any
 
 from prefect_flux_erase._version import __version__
+
+# Arrow's allocator is chosen once, when pyarrow loads: the pipeline's Arrow work is small
+# batches from many threads, where mimalloc (pyarrow's default) kept segments that grew with
+# the manifest and the C library's allocator stays flat (benchmarks/memory.py). A choice the
+# user made through ARROW_DEFAULT_MEMORY_POOL is kept; if pyarrow is already loaded, nothing
+# changes (see docs/how-to/costs.md, "Memory").
+if "pyarrow" not in sys.modules:
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {

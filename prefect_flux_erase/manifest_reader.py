@@ -185,33 +185,6 @@ def _open(fs: fsspec.AbstractFileSystem, path: str, stack: contextlib.ExitStack)
     return parquet
 
 
-#: The environment variable through which pyarrow lets a user choose its allocator.
-ARROW_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
-
-
-@functools.cache
-def prefer_system_allocator() -> str:
-    """Make the C library's allocator pyarrow's default pool; return the pool's name.
-
-    pyarrow's default pool (mimalloc) keeps whole segments per size class and thread: streaming
-    a 100k-row manifest's key column left ~28 MB resident against ~9 MB with the system
-    allocator, and a 40k-row ``erase_manifest`` run peaked 66 MB higher (285 vs 219 MB;
-    ``benchmarks/memory.py``). The pipeline's Arrow work is small batches, where mimalloc's
-    speed does not show, so the flow and its shard tasks switch the process to the system
-    pool once, whose freed pages :func:`trim_native_heap` hands back. A user who chose a pool
-    through ``ARROW_DEFAULT_MEMORY_POOL`` keeps it; buffers already allocated stay valid.
-
-    Example:
-        >>> prefer_system_allocator() in {"system", "mimalloc", "jemalloc"}
-        True
-    """
-    if os.environ.get(ARROW_POOL_VARIABLE):
-        return str(pa.default_memory_pool().backend_name)
-    pool = pa.system_memory_pool()
-    pa.set_memory_pool(pool)
-    return str(pool.backend_name)
-
-
 def release_unused_memory() -> None:
     """Hand the memory pyarrow's pool keeps for reuse back to the operating system.
 

@@ -23,7 +23,6 @@ from prefect_flux_erase.flows.validation import (
 )
 from prefect_flux_erase.manifest import ManifestSpec, plan_manifest
 from prefect_flux_erase.manifest_keys import mark_duplicate_keys
-from prefect_flux_erase.manifest_reader import prefer_system_allocator
 from prefect_flux_erase.pipeline.config import DEFAULT_POLL_TIMEOUT, ShardJob, compute_run_key
 from prefect_flux_erase.pipeline.shard import ShardReport
 from prefect_flux_erase.pipeline.slots import forget as forget_slots
@@ -123,7 +122,6 @@ def erase_manifest(
     """
     started = time.monotonic()
     logger = get_run_logger()
-    prefer_system_allocator()  # Arrow's small batches: flat memory over speed nobody sees
     listener = current_listener()
     settings = settings or default_settings()
     check_run_options(

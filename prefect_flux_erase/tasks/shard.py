@@ -32,7 +32,6 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 
 from prefect_flux_erase.manifest import Shard
-from prefect_flux_erase.manifest_reader import prefer_system_allocator
 from prefect_flux_erase.pipeline.config import ShardJob
 from prefect_flux_erase.pipeline.shard import (
     ShardReport,
@@ -74,7 +73,6 @@ def _limited(job: ShardJob, stage: Callable[[], Coroutine[Any, Any, T]], timeout
     The stage occupies as many slots as it may have requests in flight, so the limit caps
     in-flight API requests across shards and across flow runs.
     """
-    prefer_system_allocator()  # once per process: a Dask worker reads and writes Arrow too
     if job.concurrency_limit is None or job.backend != "runware":
         return run_stage(stage(), timeout)
     from prefect.concurrency.sync import concurrency
