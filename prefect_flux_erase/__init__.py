@@ -22,7 +22,7 @@ from prefect_flux_erase._version import __version__
 # batches from many threads, where mimalloc (pyarrow's default) kept segments that grew with
 # the manifest and the C library's allocator stays flat (benchmarks/memory.py). A choice the
 # user made through ARROW_DEFAULT_MEMORY_POOL is kept; if pyarrow is already loaded, nothing
-# changes (see docs/how-to/costs.md, "Memory").
+# changes (docs/concepts/manifests.md, "Memory").
 if "pyarrow" not in sys.modules:
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
