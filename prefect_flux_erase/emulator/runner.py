@@ -139,11 +139,15 @@ async def run_inference(backend: EmulatorBackend, record: TaskRecord) -> None:
         await record.done.wait()  # every generation is success or error; the ledger is updated
         ```
     """
+    stats = backend.stats
+    stats.processing_started()
     try:
         await asyncio.gather(*(_generate(backend, record, gen) for gen in record.generations))
     finally:
         record.release_inputs()
         record.done.set()
+        if stats is backend.stats:  # a reset in between starts the counts afresh
+            stats.processing_finished()
 
 
 def _fail(

@@ -36,6 +36,10 @@ class Stats:
         self.dry_runs = 0
         self.results_generated = 0
         self.results_failed = 0
+        #: Inference tasks accepted and not yet finished, now and at most (what an account's
+        #: concurrency limit on the real API counts).
+        self.processing = 0
+        self.max_processing = 0
 
     def request(self, status: int | str) -> None:
         """Count one finished request by its HTTP status (or ``"reset"``)."""
@@ -44,6 +48,15 @@ class Stats:
     def task(self, task_type: str) -> None:
         """Count one task object by its ``taskType``."""
         self.requests_by_task_type[task_type] += 1
+
+    def processing_started(self) -> None:
+        """Count one inference task that starts processing."""
+        self.processing += 1
+        self.max_processing = max(self.max_processing, self.processing)
+
+    def processing_finished(self) -> None:
+        """Count one inference task whose every generation is finished."""
+        self.processing -= 1
 
     def fault(self, kind: str) -> None:
         """Count one injected fault."""
@@ -58,6 +71,8 @@ class Stats:
             "tasks_accepted": self.tasks_accepted,
             "results_generated": self.results_generated,
             "results_failed": self.results_failed,
+            "processing": self.processing,
+            "max_processing": self.max_processing,
             "conflicts": self.conflicts,
             "dry_runs": self.dry_runs,
             "faults": dict(self.faults),

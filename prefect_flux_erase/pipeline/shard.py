@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
@@ -194,8 +194,10 @@ async def _backend(job: ShardJob, backend: Backend | None) -> AsyncIterator[Back
 async def submit_shard(job: ShardJob, shard: Shard, backend: Backend | None = None) -> ShardTickets:
     """Stage 1: read the shard's rows, validate each locally, submit the valid ones.
 
-    Bad rows fail here without an API call. With the ``runware`` backend valid rows come back
-    ``accepted`` (async delivery) or ``done`` (sync); the ``local`` backend erases them now.
+    Bad rows fail here without an API call. With the ``runware`` backend and async delivery
+    the first ``job.concurrency`` rows are sent and come back ``accepted``; the others stay
+    ``pending`` (never sent) for the poll stage, which keeps that many rows at the API. With
+    sync delivery every row comes back ``done``; the ``local`` backend erases them now.
 
     Example:
         ```python
@@ -217,6 +219,10 @@ async def submit_shard(job: ShardJob, shard: Shard, backend: Backend | None = No
 
     try:
         async with _backend(job, backend) as active:
+            if active.delivery == "async":
+                # The first window only: the poll stage sends the rest as rows come back, so
+                # no more than `concurrency` of the shard's rows are at the API at once.
+                todo = todo[: job.concurrency]
             sent = await _send(job, active, [tickets[i] for i in todo], make_store(job), take_slot)
     except BaseException:
         if slots is not None:  # no poll stage will follow to give the slot back
@@ -292,12 +298,19 @@ async def poll_shard(
             slots.release(submitted.shard.index)
 
 
+def _unsent(ticket: RowTicket) -> bool:
+    return ticket.state == "pending" and ticket.submits == 0
+
+
 async def _poll(job: ShardJob, submitted: ShardTickets, backend: Backend | None) -> ShardTickets:
     tickets = list(submitted.tickets)
     store = make_store(job)
     settings = job.settings
     inline = settings.output_type != "URL"
     async with _backend(job, backend) as active:
+        queue = deque(i for i, t in enumerate(tickets) if _unsent(t))
+        if queue:
+            await _slide(job, active, tickets, queue, store)
         while True:
             accepted = [i for i, t in enumerate(tickets) if t.state == "accepted"]
             if accepted:
@@ -323,6 +336,71 @@ async def _poll(job: ShardJob, submitted: ShardTickets, backend: Backend | None)
             for i, ticket in zip(order, sent, strict=True):
                 tickets[i] = ticket
     return ShardTickets(submitted.shard, RowTickets(_give_up(t) for t in tickets))
+
+
+#: Groups of a shard's window that take turns at the API: while one group's rows are in
+#: flight the other's next rows are read and validated, and a slow row holds back only its
+#: own group. More lanes mean more, smaller ``getResponse`` requests.
+LANES = 2
+
+
+async def _slide(
+    job: ShardJob, active: Backend, tickets: list[RowTicket], queue: deque[int], store: Store
+) -> None:
+    """Keep at most ``job.concurrency`` rows at the API until ``queue`` (unsent rows) is empty.
+
+    The window is split into :data:`LANES` lanes; each polls its rows while reading and
+    validating its next ones, and sends those when its rows are answered. ``tickets`` is
+    updated in place; rows left to resend or retry are the caller's.
+    """
+    size = max(1, -(-job.concurrency // LANES))
+    accepted = [i for i, t in enumerate(tickets) if t.state == "accepted"]
+    groups = [accepted[k : k + size] for k in range(0, len(accepted), size)]
+    groups += [[] for _ in range(LANES - len(groups))]
+
+    async def poll(current: list[int]) -> None:
+        chosen = [tickets[i] for i in current]
+        try:
+            polled = await active.poll(chosen, job.poll_timeout, store)
+        except UnsafeOutputPath as exc:
+            polled = [t.failed("unsafeOutputPath", str(exc)) for t in chosen]
+        for i, ticket in zip(current, polled, strict=True):
+            tickets[i] = ticket
+
+    async def lane(current: list[int]) -> None:
+        while True:
+            upcoming = [queue.popleft() for _ in range(min(size, len(queue)))]
+            ahead = (
+                asyncio.ensure_future(
+                    prepare_rows(
+                        [tickets[i] for i in upcoming],
+                        job,
+                        delivery=active.delivery,
+                        keep_decoded=active.keep_decoded,
+                    )
+                )
+                if upcoming
+                else None
+            )
+            try:
+                if current:
+                    await poll(current)
+            except BaseException:
+                if ahead is not None:
+                    ahead.cancel()
+                raise
+            if ahead is None:
+                return
+            prepared = await ahead
+            ready = [p for p in prepared if isinstance(p, PreparedRow)]
+            sent = iter(await _guarded_submit(active, ready, store))
+            current = []
+            for i, p in zip(upcoming, prepared, strict=True):
+                tickets[i] = next(sent) if isinstance(p, PreparedRow) else p
+                if tickets[i].state == "accepted":
+                    current.append(i)
+
+    await asyncio.gather(*(lane(g) for g in groups))
 
 
 async def _materialise(

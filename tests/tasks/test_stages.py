@@ -248,3 +248,50 @@ def test_a_later_row_with_a_seen_key_fails_without_a_request_and_the_first_runs(
     ]
     assert "row 0" in (submitted.tickets[2].error_message or "")
     assert emu.stats()["requests_by_task_type"]["imageInference"] == 2
+
+
+async def test_a_shard_keeps_at_most_concurrency_rows_at_the_api(
+    tmp_path: Path, emu: EmulatorServer
+) -> None:
+    root = str(tmp_path)
+    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 14))
+    job = make_job(manifest, f"{root}/out", url=emu.url, concurrency=4)
+    emu.configure(latency=0.05)  # rows overlap at the server, so a wider window would show
+
+    submitted = submit_erase.fn(job, shards_of(job)[0])
+    # The first window only: the rest wait, never sent, for the poll stage.
+    assert [t.state for t in submitted.tickets] == ["accepted"] * 4 + ["pending"] * 10
+    assert {t.submits for t in submitted.tickets[4:]} == {0}
+    assert emu.stats()["tasks_accepted"] == 4
+
+    polled = poll_erase.fn(job, submitted)
+
+    assert {t.state for t in polled.tickets} == {"done"}
+    stats = emu.stats()
+    assert stats["tasks_accepted"] == stats["results_billed"] == 14
+    assert 2 <= stats["max_processing"] <= 4  # both lanes busy, never more than the window
+    assert {entry["count"] for entry in stats["billed"].values()} == {1}
+
+
+async def test_rows_sent_by_the_poll_stage_are_validated_and_retried_like_the_first_window(
+    tmp_path: Path, emu: EmulatorServer
+) -> None:
+    root = str(tmp_path)
+    rows = write_inputs(root, 4) + write_bad_inputs(root)
+    manifest = write_manifest(f"{root}/m.parquet", rows)
+    job = make_job(manifest, f"{root}/out", url=emu.url, concurrency=2)
+    submitted = submit_erase.fn(job, shards_of(job)[0])
+    assert emu.stats()["tasks_accepted"] == 2
+    # The next task the server accepts (a row the poll stage sends) fails transiently once.
+    emu.script_faults(["timeout_provider"])
+
+    polled = poll_erase.fn(job, submitted)
+
+    tickets = _by_key(polled.tickets)
+    assert [tickets[f"img00{i}"].state for i in range(4)] == ["done"] * 4
+    assert max(tickets[f"img00{i}"].attempt for i in range(4)) == 2
+    assert tickets["inputNotFound"].error_code == "inputNotFound"
+    assert tickets["../../escape"].error_code == "unsafeRowKey"
+    stats = emu.stats()
+    assert stats["results_billed"] == 4  # only good rows reached the API; the retry billed once
+    assert stats["max_processing"] <= 2
