@@ -9,6 +9,7 @@ would fail the same way again, so it fails at once with its real message.
 from __future__ import annotations
 
 import asyncio
+import errno
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -29,6 +30,17 @@ BACKOFF_FACTOR = 2.0
 JITTER_FACTOR = 0.5
 
 
+#: Storage errors that say what is wrong with the request, not that the service hiccuped.
+_PERMANENT_OS_ERRORS = (
+    FileNotFoundError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+    FileExistsError,
+)
+_PERMANENT_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.ENAMETOOLONG, errno.EINVAL})
+
+
 def is_transient(exc: BaseException | None) -> bool:
     """Whether an exception is a fault that may pass (so a retry can succeed).
 
@@ -38,6 +50,8 @@ def is_transient(exc: BaseException | None) -> bool:
         (True, False)
         >>> is_transient(TimeoutError()), is_transient(ConnectionResetError())
         (True, True)
+        >>> is_transient(OSError(5, "S3 answered 503 SlowDown")), is_transient(PermissionError())
+        (True, False)
         >>> is_transient(KeyError("a bug"))
         False
     """
@@ -45,8 +59,17 @@ def is_transient(exc: BaseException | None) -> bool:
         return False
     if isinstance(exc, RunwareError):
         return exc.retryable
-    return isinstance(
+    if isinstance(
         exc, TimeoutError | asyncio.TimeoutError | ConnectionError | httpx.TransportError
+    ):
+        return True
+    # Object stores (s3fs, gcsfs, adlfs) raise a bare OSError for a throttled or failing
+    # service once their own retries are spent; a missing object, a denied key or a full
+    # disk fails the same way again.
+    return (
+        isinstance(exc, OSError)
+        and not isinstance(exc, _PERMANENT_OS_ERRORS)
+        and exc.errno not in _PERMANENT_ERRNOS
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 import httpx
@@ -100,6 +101,11 @@ def test_outcome_of_a_done_ticket_sums_costs_and_redacts_source_urls() -> None:
         (RunAborted("insufficientCredits", "top up"), False),
         (KeyError("a bug"), False),
         (ValueError("a bug"), False),
+        # what s3fs raises once its own retries of a throttled or failing S3 are spent
+        (OSError(errno.EIO, "An error occurred (SlowDown) when calling PutObject"), True),
+        (FileNotFoundError(errno.ENOENT, "no such bucket"), False),
+        (PermissionError(errno.EACCES, "AccessDenied"), False),
+        (OSError(errno.ENOSPC, "No space left on device"), False),
     ],
 )
 def test_stage_retries_only_transient_faults(exc: BaseException, retry: bool) -> None:
