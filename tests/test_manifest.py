@@ -377,3 +377,21 @@ def test_cursors_of_another_process_are_dropped_not_reused(
     assert rows[0].index == 100
     assert manifest_reader.skipped_rows - before == 100  # a fresh cursor, not the inherited one
     assert inherited[0].position == 100  # the parent's cursor was left untouched
+
+
+def test_a_file_uri_reads_the_same_rows_as_the_plain_path(tmp_path: Path) -> None:
+    table = sample_table(45)
+    path = tmp_path / "with space" / "manifest.parquet"
+    path.parent.mkdir()
+    pq.write_table(table, str(path), row_group_size=10)
+    by_path = ManifestSpec(str(path))
+    by_uri = ManifestSpec(path.as_uri().replace("%20", " "))
+    assert by_uri.uri.startswith("file://")
+
+    rows = {}
+    for name, spec in (("path", by_path), ("uri", by_uri)):
+        plan = plan_manifest(spec, shard_size=20)
+        assert plan.num_rows == 45
+        rows[name] = [r for shard in plan.shards for r in read_shard(spec, shard)]
+    assert_rows_match(rows["uri"], table)
+    assert [r.key for r in rows["uri"]] == [r.key for r in rows["path"]]
