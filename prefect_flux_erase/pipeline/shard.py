@@ -51,6 +51,10 @@ R = TypeVar("R")
 
 #: Times one attempt's taskUUID is resubmitted after an unanswered request before giving up.
 MAX_RESUBMITS = 3
+#: Result downloads (and writes) of one shard at once. Each parallel download opens a
+#: connection of its own; past a few the stage pays for new connections more than it gains
+#: (on loopback, 64 at once instead of 16 cost the flow ~5-10 % of its throughput).
+DOWNLOADS_AT_ONCE = 16
 
 Backend = RunwareBackend | LocalBackend
 
@@ -481,7 +485,7 @@ async def upload_shard(
         and any(r.url and not r.written_uri for r in t.results)
         for t in polled.tickets
     )
-    semaphore = asyncio.Semaphore(job.concurrency)
+    semaphore = asyncio.Semaphore(min(job.concurrency, DOWNLOADS_AT_ONCE))
     async with contextlib.AsyncExitStack() as stack:
         active: Backend | None = backend
         if active is None and need_fetch:

@@ -295,3 +295,32 @@ async def test_rows_sent_by_the_poll_stage_are_validated_and_retried_like_the_fi
     stats = emu.stats()
     assert stats["results_billed"] == 4  # only good rows reached the API; the retry billed once
     assert stats["max_processing"] <= 2
+
+
+async def test_a_shard_downloads_at_most_sixteen_results_at_once(
+    tmp_path: Path, emu: EmulatorServer
+) -> None:
+    from prefect_flux_erase.pipeline.backends import RunwareBackend
+    from prefect_flux_erase.pipeline.shard import DOWNLOADS_AT_ONCE, upload_shard
+
+    root = str(tmp_path)
+    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 40))
+    job = make_job(manifest, f"{root}/out", url=emu.url, concurrency=40)
+    polled = poll_erase.fn(job, submit_erase.fn(job, shards_of(job)[0]))
+    counts = {"now": 0, "most": 0}
+
+    class Counting(RunwareBackend):  # the real client and emulator; only counted
+        async def fetch(self, ticket, ref):  # type: ignore[no-untyped-def]
+            counts["now"] += 1
+            counts["most"] = max(counts["most"], counts["now"])
+            try:
+                return await super().fetch(ticket, ref)
+            finally:
+                counts["now"] -= 1
+
+    async with Counting(job) as backend:
+        report = await upload_shard(job, polled, backend)
+
+    assert (report.succeeded, report.failed) == (40, 0)
+    assert counts["most"] == DOWNLOADS_AT_ONCE == 16
+    assert len(list((tmp_path / "out" / "images").iterdir())) == 40
