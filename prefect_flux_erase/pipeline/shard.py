@@ -167,23 +167,34 @@ async def _send(
         prepared = await prepare_rows(
             batch, job, delivery=backend.delivery, keep_decoded=backend.keep_decoded
         )
-        ready = [p for p in prepared if isinstance(p, PreparedRow)]
-        if ready and gate:
+        if gate and any(isinstance(p, PreparedRow) for p in prepared):
             await gate.pop()()
-        sent = iter(await _guarded_submit(backend, ready, store))
         # The inputs of this window are released here, before the next window is read.
-        return [next(sent) if isinstance(p, PreparedRow) else p for p in prepared]
+        return await _submit_prepared(backend, prepared, store)
 
     return await _windows(tickets, job.concurrency, window)
 
 
-async def _guarded_submit(
-    backend: Backend, ready: list[PreparedRow], store: Store
+async def _submit_prepared(
+    backend: Backend, prepared: Sequence[PreparedRow | RowTicket], store: Store
+) -> list[RowTicket]:
+    """Submit the valid rows of ``prepared``; one ticket per row, in order (invalid rows as
+    validation failed them)."""
+    ready = [p for p in prepared if isinstance(p, PreparedRow)]
+    try:
+        sent = iter(await backend.submit(ready, store))
+    except UnsafeOutputPath as exc:
+        sent = iter([p.ticket.failed("unsafeOutputPath", str(exc)) for p in ready])
+    return [next(sent) if isinstance(p, PreparedRow) else p for p in prepared]
+
+
+async def _poll_rows(
+    job: ShardJob, backend: Backend, chosen: Sequence[RowTicket], store: Store
 ) -> list[RowTicket]:
     try:
-        return await backend.submit(ready, store)
+        return await backend.poll(chosen, job.poll_timeout, store)
     except UnsafeOutputPath as exc:
-        return [p.ticket.failed("unsafeOutputPath", str(exc)) for p in ready]
+        return [t.failed("unsafeOutputPath", str(exc)) for t in chosen]
 
 
 @contextlib.asynccontextmanager
@@ -323,11 +334,7 @@ async def _poll(job: ShardJob, submitted: ShardTickets, backend: Backend | None)
                 size = job.concurrency if inline else len(accepted)
 
                 async def poll_window(idx: Sequence[int]) -> list[RowTicket]:
-                    chosen = [tickets[i] for i in idx]
-                    try:
-                        return await active.poll(chosen, job.poll_timeout, store)
-                    except UnsafeOutputPath as exc:
-                        return [t.failed("unsafeOutputPath", str(exc)) for t in chosen]
+                    return await _poll_rows(job, active, [tickets[i] for i in idx], store)
 
                 polled = await _windows(accepted, size, poll_window)
                 for i, ticket in zip(accepted, polled, strict=True):
@@ -362,15 +369,6 @@ async def _slide(
     groups = [accepted[k : k + size] for k in range(0, len(accepted), size)]
     groups += [[] for _ in range(LANES - len(groups))]
 
-    async def poll(current: list[int]) -> None:
-        chosen = [tickets[i] for i in current]
-        try:
-            polled = await active.poll(chosen, job.poll_timeout, store)
-        except UnsafeOutputPath as exc:
-            polled = [t.failed("unsafeOutputPath", str(exc)) for t in chosen]
-        for i, ticket in zip(current, polled, strict=True):
-            tickets[i] = ticket
-
     async def lane(current: list[int]) -> None:
         while True:
             upcoming = [queue.popleft() for _ in range(min(size, len(queue)))]
@@ -388,21 +386,19 @@ async def _slide(
             )
             try:
                 if current:
-                    await poll(current)
+                    polled = await _poll_rows(job, active, [tickets[i] for i in current], store)
+                    for i, ticket in zip(current, polled, strict=True):
+                        tickets[i] = ticket
             except BaseException:
                 if ahead is not None:
                     ahead.cancel()
                 raise
             if ahead is None:
                 return
-            prepared = await ahead
-            ready = [p for p in prepared if isinstance(p, PreparedRow)]
-            sent = iter(await _guarded_submit(active, ready, store))
-            current = []
-            for i, p in zip(upcoming, prepared, strict=True):
-                tickets[i] = next(sent) if isinstance(p, PreparedRow) else p
-                if tickets[i].state == "accepted":
-                    current.append(i)
+            sent = await _submit_prepared(active, await ahead, store)
+            for i, ticket in zip(upcoming, sent, strict=True):
+                tickets[i] = ticket
+            current = [i for i in upcoming if tickets[i].state == "accepted"]
 
     await asyncio.gather(*(lane(g) for g in groups))
 
