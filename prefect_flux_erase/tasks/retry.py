@@ -100,3 +100,26 @@ def stage_retry_delays() -> Any:
         [2.0, 4.0, 8.0]
     """
     return exponential_backoff(backoff_factor=BACKOFF_FACTOR)
+
+
+def stage_task_options() -> dict[str, Any]:
+    """The retry and caching options every erase task shares, for ``@task(...)``.
+
+    Transient failures are retried with jittered backoff, nothing else is; results are neither
+    cached across runs (a rerun is decided by the results ledger) nor held in memory.
+
+    Example:
+        >>> options = stage_task_options()
+        >>> options["retries"], options["cache_result_in_memory"]
+        (3, False)
+    """
+    from prefect.cache_policies import NO_CACHE
+
+    return {
+        "retries": STAGE_RETRIES,
+        "retry_delay_seconds": stage_retry_delays(),
+        "retry_jitter_factor": JITTER_FACTOR,
+        "retry_condition_fn": retry_if_transient,
+        "cache_policy": NO_CACHE,
+        "cache_result_in_memory": False,
+    }

@@ -28,7 +28,6 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 
 from prefect_flux_erase.manifest import Shard
@@ -41,12 +40,7 @@ from prefect_flux_erase.pipeline.shard import (
     upload_shard,
 )
 from prefect_flux_erase.tasks.loops import run_stage
-from prefect_flux_erase.tasks.retry import (
-    JITTER_FACTOR,
-    STAGE_RETRIES,
-    retry_if_transient,
-    stage_retry_delays,
-)
+from prefect_flux_erase.tasks.retry import stage_task_options
 
 T = TypeVar("T")
 
@@ -84,12 +78,7 @@ def _limited(job: ShardJob, stage: Callable[[], Coroutine[Any, Any, T]], timeout
 @task(
     name="submit_erase",
     task_run_name="submit_erase-shard-{shard.index}",
-    retries=STAGE_RETRIES,
-    retry_delay_seconds=stage_retry_delays(),
-    retry_jitter_factor=JITTER_FACTOR,
-    retry_condition_fn=retry_if_transient,
-    cache_policy=NO_CACHE,
-    cache_result_in_memory=False,
+    **stage_task_options(),
 )
 def submit_erase(job: ShardJob, shard: Shard) -> ShardTickets:
     """Validate a shard's rows locally and submit the valid ones (stage 1 of 3).
@@ -119,12 +108,7 @@ def submit_erase(job: ShardJob, shard: Shard) -> ShardTickets:
 @task(
     name="poll_erase",
     task_run_name="poll_erase-shard-{submitted.shard.index}",
-    retries=STAGE_RETRIES,
-    retry_delay_seconds=stage_retry_delays(),
-    retry_jitter_factor=JITTER_FACTOR,
-    retry_condition_fn=retry_if_transient,
-    cache_policy=NO_CACHE,
-    cache_result_in_memory=False,
+    **stage_task_options(),
 )
 def poll_erase(job: ShardJob, submitted: ShardTickets) -> ShardTickets:
     """Wait until every submitted row of a shard is done, failed or past its deadline (stage 2).
@@ -146,12 +130,7 @@ def poll_erase(job: ShardJob, submitted: ShardTickets) -> ShardTickets:
 @task(
     name="upload_erased",
     task_run_name="upload_erased-shard-{polled.shard.index}",
-    retries=STAGE_RETRIES,
-    retry_delay_seconds=stage_retry_delays(),
-    retry_jitter_factor=JITTER_FACTOR,
-    retry_condition_fn=retry_if_transient,
-    cache_policy=NO_CACHE,
-    cache_result_in_memory=False,
+    **stage_task_options(),
 )
 def upload_erased(job: ShardJob, polled: ShardTickets) -> ShardReport:
     """Write a shard's results to the output and commit its results part (stage 3 of 3).

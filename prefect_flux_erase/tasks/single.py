@@ -10,18 +10,12 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from prefect_flux_erase.blocks.credentials import RunwareCredentials
 from prefect_flux_erase.blocks.settings import FluxEraseSettings
 from prefect_flux_erase.pipeline.single import erase_single, erase_to
 from prefect_flux_erase.tasks.loops import run_stage
-from prefect_flux_erase.tasks.retry import (
-    JITTER_FACTOR,
-    STAGE_RETRIES,
-    retry_if_transient,
-    stage_retry_delays,
-)
+from prefect_flux_erase.tasks.retry import stage_task_options
 
 #: Seconds one image may take, end to end, before it is cancelled and retried.
 IMAGE_TIMEOUT = 900.0
@@ -29,13 +23,8 @@ IMAGE_TIMEOUT = 900.0
 
 @task(
     name="aerase_image",
-    retries=STAGE_RETRIES,
-    retry_delay_seconds=stage_retry_delays(),
-    retry_jitter_factor=JITTER_FACTOR,
-    retry_condition_fn=retry_if_transient,
+    **stage_task_options(),
     timeout_seconds=IMAGE_TIMEOUT,
-    cache_policy=NO_CACHE,
-    cache_result_in_memory=False,
 )
 async def aerase_image(
     image: bytes | str,
@@ -95,12 +84,7 @@ async def aerase_image(
 
 @task(
     name="erase_image",
-    retries=STAGE_RETRIES,
-    retry_delay_seconds=stage_retry_delays(),
-    retry_jitter_factor=JITTER_FACTOR,
-    retry_condition_fn=retry_if_transient,
-    cache_policy=NO_CACHE,
-    cache_result_in_memory=False,
+    **stage_task_options(),
 )
 def erase_image(
     image: bytes | str,
