@@ -24,5 +24,6 @@ os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
 pytest_plugins = [
     "tests.fixtures.prefect",
     "tests.fixtures.s3",
+    "tests.fixtures.azure",
     "tests.fixtures.emulator",
 ]
