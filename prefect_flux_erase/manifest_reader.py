@@ -98,8 +98,17 @@ def _manifest_error(exc: BaseException, shown: str) -> ManifestError:
     return ManifestError(f"cannot read manifest {shown} ({detail})")
 
 
-def _as_uri(fs: fsspec.AbstractFileSystem, path: str) -> str:
-    return path if storage.is_local(fs) else str(fs.unstrip_protocol(path))
+def _as_uri(fs: fsspec.AbstractFileSystem, path: str, given: str) -> str:
+    if storage.is_local(fs):
+        return path
+    uri = str(fs.unstrip_protocol(path))
+    # fsspec names a file with its filesystem's first protocol (adlfs: abfs:// for az://); keep
+    # the scheme the manifest was given with, so messages name the files as the user does.
+    scheme, found = given.partition("://")[0], uri.partition("://")
+    protocols = fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
+    if scheme != found[0] and scheme in protocols:
+        return f"{scheme}://{found[2]}"
+    return uri
 
 
 def _is_data_file(relative: str) -> bool:
@@ -135,7 +144,7 @@ def list_manifest_files(uri: str, storage_options: Mapping[str, Any] | None) -> 
         raise _manifest_error(exc, shown) from exc
     if not files:
         raise ManifestError(f"no *.parquet files found at {shown}", code="manifestEmpty")
-    return [_as_uri(fs, p) for p in files]
+    return [_as_uri(fs, p, uri) for p in files]
 
 
 @contextlib.contextmanager

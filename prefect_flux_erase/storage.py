@@ -241,6 +241,11 @@ def read_bytes(
         # HTTP: stream (block_size=0) so servers without Range support still work.
         kwargs: dict[str, Any] = {"block_size": 0} if _protocol_of(fs) in _READ_ONLY else {}
         with fs.open(path, "rb", **kwargs) as f:
+            # adlfs opens a "directory" (a blob name prefix) as a file of no size, which then
+            # fails to read with a TypeError; its details (from the open) already say what it is.
+            details = getattr(f, "details", None)
+            if isinstance(details, dict) and details.get("type") == "directory":
+                raise InputReadError("inputUnreadable", f"{shown} is a directory, not a file")
             size = getattr(f, "size", None)
             if isinstance(size, int) and size > max_bytes:
                 raise too_large
