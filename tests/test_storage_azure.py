@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import io
+import socket
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError
 
 from prefect_flux_erase import storage
 from prefect_flux_erase.manifest_reader import list_manifest_files
 from prefect_flux_erase.storage import InputReadError
+from prefect_flux_erase.tasks.retry import is_transient, retry_if_transient
+from prefect_flux_erase.tasks.shard import upload_erased
 from tests.fixtures.azure import ACCOUNT_KEY, connection_string
 
 
@@ -165,3 +173,124 @@ def test_a_directory_is_unreadable_saying_so(
     # adlfs used to fail here with "TypeError: unsupported operand type(s)"
     assert error.code == "inputUnreadable"
     assert error.message == f"az://{azure_container}/photos is a directory, not a file"
+
+
+# --------------------------------------------------------------------------- stage retries
+
+
+def _fast_failing(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` whose filesystem gives up at the first failure instead of the Azure SDK's
+    default 3 retries 15-24 s apart (about a minute per call; adlfs has no option for them).
+
+    The filesystem that ``storage`` resolves from these options is fsspec's cached instance, so
+    its client is swapped for one made by the SDK itself with ``retry_total=0``.
+    """
+    from azure.storage.blob.aio import BlobServiceClient
+
+    fs, _ = storage.resolve("az://any", options)
+    fs.service_client = BlobServiceClient.from_connection_string(
+        options["connection_string"], retry_total=0
+    )
+    assert storage.resolve("az://any", options)[0] is fs
+    return options
+
+
+class _BusyHandler(http.server.BaseHTTPRequestHandler):
+    """Answers every request the way a throttled storage account does: 503 ServerBusy."""
+
+    requests: list[str]
+
+    def _busy(self) -> None:
+        self.requests.append(self.command)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        body = (
+            b'<?xml version="1.0" encoding="utf-8"?><Error><Code>ServerBusy</Code>'
+            b"<Message>The server is busy.</Message></Error>"
+        )
+        self.send_response(503)
+        self.send_header("x-ms-error-code", "ServerBusy")
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _busy
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _busy_account() -> Iterator[tuple[str, list[str]]]:
+    """A loopback server that answers 503 ServerBusy to everything; yields its endpoint and the
+    methods it received."""
+    requests: list[str] = []
+    handler = type("Busy", (_BusyHandler,), {"requests": requests})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", requests
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _stage_would_retry(exc: BaseException) -> bool:
+    from prefect.states import Failed
+
+    state = Failed(data=exc)
+    return is_transient(exc) and retry_if_transient(upload_erased, None, state)  # type: ignore[arg-type]
+
+
+def test_a_throttled_account_fails_writes_with_faults_a_stage_retries() -> None:
+    with _busy_account() as (endpoint, requests):
+        options = _fast_failing({"connection_string": connection_string(endpoint)})
+
+        # One PUT (write_bytes: parts, outputs, reports)...
+        with pytest.raises(HttpResponseError) as put:
+            storage.write_bytes("az://busy/_parts/shard-00000.parquet", b"x", options)
+        # ...and a streamed write (atomic_writer: results.parquet), which adlfs wraps.
+        with (
+            pytest.raises(RuntimeError, match="Failed to upload block") as streamed,
+            storage.atomic_writer("az://busy/results.parquet", options) as f,
+        ):
+            f.write(b"x")
+
+    assert "PUT" in requests
+    assert (put.value.status_code, put.value.error_code) == (503, "ServerBusy")
+    assert _stage_would_retry(put.value)
+    assert isinstance(streamed.value.__cause__, HttpResponseError)
+    assert streamed.value.__cause__.status_code == 503
+    assert _stage_would_retry(streamed.value)
+
+
+def test_an_unreachable_account_is_a_fault_a_stage_retries() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    options = _fast_failing({"connection_string": connection_string(f"http://127.0.0.1:{port}")})
+
+    with pytest.raises(ServiceRequestError, match="Cannot connect to host") as caught:
+        storage.write_bytes("az://gone/a.bin", b"x", options)
+
+    assert _stage_would_retry(caught.value)
+
+
+def test_a_missing_container_or_a_wrong_key_on_write_is_not_retried(
+    azurite: str, azure_options: dict[str, Any], azure_container: str
+) -> None:
+    wrong = {"connection_string": connection_string(azurite).replace(ACCOUNT_KEY, "A" * 86 + "==")}
+
+    with pytest.raises(ResourceNotFoundError) as no_container:
+        storage.write_bytes("az://no-such-container/a.bin", b"x", azure_options)
+    with pytest.raises(HttpResponseError) as denied:
+        storage.write_bytes(f"az://{azure_container}/a.bin", b"x", wrong)
+
+    assert no_container.value.error_code == "ContainerNotFound"
+    assert (denied.value.status_code, denied.value.error_code) == (403, "AuthorizationFailure")
+    assert not is_transient(no_container.value)
+    assert not is_transient(denied.value)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import sys
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -39,6 +40,8 @@ _PERMANENT_OS_ERRORS = (
     FileExistsError,
 )
 _PERMANENT_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.ENAMETOOLONG, errno.EINVAL})
+#: A storage service's answers that may pass (besides 5xx): request timeout, throttling.
+_TRANSIENT_STATUSES = frozenset({408, 429})
 
 
 def is_transient(exc: BaseException | None) -> bool:
@@ -63,14 +66,42 @@ def is_transient(exc: BaseException | None) -> bool:
         exc, TimeoutError | asyncio.TimeoutError | ConnectionError | httpx.TransportError
     ):
         return True
-    # Object stores (s3fs, gcsfs, adlfs) raise a bare OSError for a throttled or failing
-    # service once their own retries are spent; a missing object, a denied key or a full
-    # disk fails the same way again.
+    if _is_transient_azure(exc):
+        return True
+    # Object stores (s3fs, gcsfs) raise a bare OSError for a throttled or failing service once
+    # their own retries are spent; a missing object, a denied key or a full disk fails the
+    # same way again.
     return (
         isinstance(exc, OSError)
         and not isinstance(exc, _PERMANENT_OS_ERRORS)
         and exc.errno not in _PERMANENT_ERRNOS
     )
+
+
+def _is_transient_azure(exc: BaseException) -> bool:
+    """adlfs lets the Azure SDK's own errors through once the SDK's retries are spent: no
+    connection (``ServiceRequestError``), a broken answer (``ServiceResponseError``), or the
+    service's answer (``HttpResponseError`` with its status; 404 and 403 are its subclasses).
+    Some reach us wrapped in adlfs's ``RuntimeError`` ("Failed to upload block: ...")."""
+    if "azure.core.exceptions" not in sys.modules:
+        return False  # the Azure SDK is not loaded, so it raised nothing
+    from azure.core.exceptions import (
+        HttpResponseError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if not isinstance(seen, RuntimeError) or seen.__cause__ is None:
+            break
+        seen = seen.__cause__
+    if isinstance(seen, ServiceRequestError | ServiceResponseError):
+        return True
+    if isinstance(seen, HttpResponseError):
+        status = seen.status_code
+        return status is not None and (status in _TRANSIENT_STATUSES or status >= 500)
+    return False
 
 
 def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
