@@ -30,7 +30,8 @@ $(AZURITE_STAMP): | $(VENV)/.installed
 			"(install Node.js and npm, then run make setup again)"; \
 	fi
 
-demo: setup
+# The demo needs the project only, not the test suite's Azurite.
+demo: $(VENV)/.installed
 	$(VENV)/bin/flux-erase demo
 
 test: setup
