@@ -25,5 +25,6 @@ pytest_plugins = [
     "tests.fixtures.prefect",
     "tests.fixtures.s3",
     "tests.fixtures.azure",
+    "tests.fixtures.gcs",
     "tests.fixtures.emulator",
 ]
