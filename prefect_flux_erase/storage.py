@@ -19,6 +19,7 @@ import math
 import os
 import posixpath
 import re
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
@@ -41,6 +42,7 @@ __all__ = [
     "atomic_writer",
     "exists",
     "http_status",
+    "is_gcsfs_http_error",
     "is_local",
     "is_public_http",
     "is_within",
@@ -175,9 +177,14 @@ def http_status(exc: BaseException) -> int | None:
     """The HTTP status behind an error, searching its causes (fsspec's http backend turns a
     403 into ``FileNotFoundError`` and keeps the real response error as the cause).
 
+    gcsfs's errors carry theirs differently: its ``HttpError`` (an ``Exception``, not an
+    ``OSError``) in ``code``, and a 403 comes as a bare ``OSError("Forbidden: <path>...")``.
+
     Example:
         >>> http_status(FileNotFoundError("x")) is None
         True
+        >>> http_status(OSError("Forbidden: bucket/a.png\\nno storage.objects.get access"))
+        403
     """
     seen: BaseException | None = exc
     for _ in range(8):
@@ -186,7 +193,36 @@ def http_status(exc: BaseException) -> int | None:
         status = getattr(seen, "status", None) or getattr(seen, "status_code", None)
         if isinstance(status, int):
             return status
+        status = _gcsfs_status(seen)
+        if status is not None:
+            return status
         seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def is_gcsfs_http_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is gcsfs's ``HttpError``: what gcsfs raises for an error answer other
+    than 403, 404 and 412 (a 429 or 5xx once its own retries are spent), an ``Exception``
+    rather than an ``OSError``.
+
+    Example:
+        >>> is_gcsfs_http_error(OSError("S3 answered 503"))
+        False
+    """
+    retry_module = sys.modules.get("gcsfs.retry")
+    if retry_module is None:
+        return False  # gcsfs is not loaded, so it raised nothing
+    http_error = getattr(retry_module, "HttpError", None)
+    return isinstance(http_error, type) and isinstance(exc, http_error)
+
+
+def _gcsfs_status(exc: BaseException) -> int | None:
+    if is_gcsfs_http_error(exc):
+        code = getattr(exc, "code", None)
+        return int(code) if isinstance(code, int | str) and str(code).isdigit() else None
+    # gcsfs.retry.validate_response: ``raise OSError(f"Forbidden: {path}\n{msg}")``.
+    if type(exc) is OSError and exc.errno is None and str(exc).startswith("Forbidden: "):
+        return 403
     return None
 
 
@@ -349,8 +385,12 @@ def atomic_writer(
         try:
             yield remote
         except BaseException:
-            remote.discard()
-            remote.closed = True  # nothing left to flush: the upload was aborted
+            # Abort the upload. An abort that fails too (gcsfs cancels a resumable upload with
+            # a request of its own) must not hide why the write failed: an upload never
+            # completed is never published, and the store drops it after a while.
+            with contextlib.suppress(Exception):
+                remote.discard()
+            remote.closed = True  # nothing left to flush: the upload was aborted or abandoned
             raise
         remote.close()
         return

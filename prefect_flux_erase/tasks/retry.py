@@ -18,6 +18,7 @@ from prefect.tasks import exponential_backoff
 
 from prefect_flux_erase.pipeline.backends import RunAborted
 from prefect_flux_erase.runware.errors import RunwareError
+from prefect_flux_erase.storage import http_status, is_gcsfs_http_error
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import State, TaskRun
@@ -55,6 +56,8 @@ def is_transient(exc: BaseException | None) -> bool:
         (True, True)
         >>> is_transient(OSError(5, "S3 answered 503 SlowDown")), is_transient(PermissionError())
         (True, False)
+        >>> is_transient(OSError("Forbidden: bucket/a.png"))  # gcsfs's 403
+        False
         >>> is_transient(KeyError("a bug"))
         False
     """
@@ -68,9 +71,15 @@ def is_transient(exc: BaseException | None) -> bool:
         return True
     if _is_transient_azure(exc):
         return True
-    # Object stores (s3fs, gcsfs) raise a bare OSError for a throttled or failing service once
-    # their own retries are spent; a missing object, a denied key or a full disk fails the
-    # same way again.
+    # gcsfs raises its own HttpError (an Exception, not an OSError) once its retries of a 408,
+    # 429 or 5xx are spent, and a bare OSError("Forbidden: ...") for a 403: where an error
+    # carries the service's status, the status decides.
+    if isinstance(exc, OSError) or is_gcsfs_http_error(exc):
+        status = http_status(exc)
+        if status is not None:
+            return status in _TRANSIENT_STATUSES or status >= 500
+    # s3fs raises a bare OSError for a throttled or failing service once its own retries are
+    # spent; a missing object, a denied key or a full disk fails the same way again.
     return (
         isinstance(exc, OSError)
         and not isinstance(exc, _PERMANENT_OS_ERRORS)
