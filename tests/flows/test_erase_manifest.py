@@ -291,18 +291,32 @@ def test_interrupted_run_resumes_without_charging_twice(
     assert stats["tasks_accepted"] == 6
 
 
-@pytest.mark.parametrize("where", ["file", "memory", "s3"])
-def test_local_files_memory_and_s3_give_identical_results(
+#: Object stores the pipeline is run against on loopback: ``where`` -> the fixtures giving its
+#: ``storage_options`` and a fresh bucket (or container). A store added here is compared below.
+_OBJECT_STORES = {
+    "s3": ("s3_options", "s3_bucket"),  # moto's server, through s3fs
+    "gs": ("gcs_options", "gcs_bucket"),  # gcp-storage-emulator, through gcsfs
+}
+
+
+def _storage_root(
+    where: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> tuple[str, dict[str, Any] | None]:
+    """A fresh, empty root URI on the storage ``where`` and the ``storage_options`` to reach it."""
+    if where == "file":
+        return str(tmp_path), None
+    if where == "memory":
+        return f"memory://flows-identical/{tmp_path.name}", None
+    options_fixture, bucket_fixture = _OBJECT_STORES[where]
+    bucket = request.getfixturevalue(bucket_fixture)
+    return f"{where}://{bucket}/run", request.getfixturevalue(options_fixture)
+
+
+@pytest.mark.parametrize("where", ["file", "memory", *_OBJECT_STORES])
+def test_every_storage_gives_identical_results(
     tmp_path: Path, where: str, request: pytest.FixtureRequest
 ) -> None:
-    so: dict[str, Any] | None = None
-    if where == "file":
-        root = str(tmp_path)
-    elif where == "memory":
-        root = f"memory://flows-identical/{tmp_path.name}"
-    else:
-        so = request.getfixturevalue("s3_options")
-        root = f"s3://{make_bucket(so)}/run"
+    root, so = _storage_root(where, tmp_path, request)
     rows = write_inputs(root, 4, so) + write_bad_inputs(root, so)[:2]
     manifest = write_manifest(storage.join(root, "m.parquet"), rows, so)
 
