@@ -187,6 +187,51 @@ def test_run_on_s3_through_storage_options_applies_shard_size_and_output_quality
 
 
 @pytest.mark.usefixtures("prefect_harness")
+def test_manifest_and_run_on_gcs_through_storage_options(
+    gcs_options: dict[str, Any], gcs_bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from prefect_flux_erase import storage
+
+    root = f"gs://{gcs_bucket}/batch"
+    for i in range(2):
+        storage.write_bytes(f"{root}/photos/p{i}.png", photo_bytes(i), gcs_options)
+        storage.write_bytes(f"{root}/masks/p{i}.png", mask_bytes(), gcs_options)
+    options = ["--storage-options", json.dumps(gcs_options)]
+
+    made = main(
+        [
+            "manifest",
+            "--images",
+            f"{root}/photos",
+            "--masks",
+            f"{root}/masks",
+            "--out",
+            f"{root}/m.parquet",
+            *options,
+        ]
+    )
+    code = main(
+        ["run", f"{root}/m.parquet", "--output", f"{root}/out", "--engine", "echo", *options]
+    )
+
+    out, err = capsys.readouterr()
+    assert (made, code) == (0, 0), err
+    assert "wrote 2 rows" in out
+    assert "2 of 2 rows succeeded" in out
+    fs, path = storage.resolve(f"{root}/out/results.parquet", gcs_options)
+    with fs.open(path, "rb") as f:
+        rows = pq.read_table(f).to_pylist()
+    assert [(r["row_key"], r["status"], r["output_uri"]) for r in rows] == [
+        ("p0", "succeeded", [f"{root}/out/images/p0.jpg"]),
+        ("p1", "succeeded", [f"{root}/out/images/p1.jpg"]),
+    ]
+    assert storage.read_bytes(f"{root}/out/images/p1.jpg", gcs_options)[:3] == b"\xff\xd8\xff"
+    assert b"<html" in storage.read_bytes(f"{root}/out/report.html", gcs_options)
+
+
+@pytest.mark.usefixtures("prefect_harness")
 def test_run_draws_a_live_progress_bar_on_a_terminal(
     manifest: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
