@@ -296,6 +296,7 @@ def test_interrupted_run_resumes_without_charging_twice(
 _OBJECT_STORES = {
     "s3": ("s3_options", "s3_bucket"),  # moto's server, through s3fs
     "gs": ("gcs_options", "gcs_bucket"),  # gcp-storage-emulator, through gcsfs
+    "az": ("azure_options", "azure_container"),  # Azurite, through adlfs
 }
 
 
@@ -344,6 +345,15 @@ def test_every_storage_gives_identical_results(
     ]
     first = storage.read_bytes(storage.join(root, "out/images/img000.jpg"), so)
     assert first[:3] == b"\xff\xd8\xff"
+    # Everything the run wrote is in the output root: no temporary object left behind.
+    fs, out = storage.resolve(storage.join(root, "out"), so)
+    fs.invalidate_cache()
+    written = sorted(p.removeprefix(f"{out}/") for p in fs.find(out))
+    assert written == [
+        "_parts/shard-00000.parquet",
+        *(f"images/img{i:03d}.jpg" for i in range(4)),
+        "results.parquet",
+    ]
 
 
 def test_presigned_upload_urls_receive_the_output_and_are_recorded_redacted(
