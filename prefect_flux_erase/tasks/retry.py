@@ -45,6 +45,11 @@ _PERMANENT_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.ENAMETOOLONG, er
 _TRANSIENT_STATUSES = frozenset({408, 429})
 
 
+def _is_transient_status(status: int | None) -> bool:
+    """One rule for every storage service's HTTP status: 408, 429 and 5xx may pass."""
+    return status is not None and (status in _TRANSIENT_STATUSES or status >= 500)
+
+
 def is_transient(exc: BaseException | None) -> bool:
     """Whether an exception is a fault that may pass (so a retry can succeed).
 
@@ -77,7 +82,7 @@ def is_transient(exc: BaseException | None) -> bool:
     if isinstance(exc, OSError) or is_gcsfs_http_error(exc):
         status = http_status(exc)
         if status is not None:
-            return status in _TRANSIENT_STATUSES or status >= 500
+            return _is_transient_status(status)
     # s3fs raises a bare OSError for a throttled or failing service once its own retries are
     # spent; a missing object, a denied key or a full disk fails the same way again.
     return (
@@ -108,8 +113,7 @@ def _is_transient_azure(exc: BaseException) -> bool:
     if isinstance(seen, ServiceRequestError | ServiceResponseError):
         return True
     if isinstance(seen, HttpResponseError):
-        status = seen.status_code
-        return status is not None and (status in _TRANSIENT_STATUSES or status >= 500)
+        return _is_transient_status(seen.status_code)
     return False
 
 
