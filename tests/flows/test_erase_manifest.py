@@ -11,7 +11,7 @@ import pytest
 from prefect_flux_erase import storage
 from prefect_flux_erase.blocks import FluxEraseSettings
 from prefect_flux_erase.emulator import EmulatorServer
-from prefect_flux_erase.flows import EraseSummary, erase_manifest
+from prefect_flux_erase.flows import EraseSummary
 from prefect_flux_erase.pipeline.outcome import RESULT_COLUMNS
 from tests.tasks.builders import (
     make_bucket,
@@ -20,7 +20,7 @@ from tests.tasks.builders import (
     write_inputs,
     write_manifest,
 )
-from tests.tasks.jobs import FAST_POLL, FAST_RETRY, credentials_for
+from tests.tasks.jobs import run_flow
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -31,20 +31,11 @@ def _results(output: str, so: dict[str, Any] | None = None) -> list[dict[str, An
         return pq.read_table(f).to_pylist()
 
 
-def _run(manifest: str, output: str, **options: Any) -> Any:
-    options.setdefault("report", False)
-    options.setdefault("key_column", "row_key")
-    options.setdefault("local_engine", "echo")
-    options.setdefault("poll_policy", FAST_POLL)
-    options.setdefault("retry_policy", FAST_RETRY)
-    return erase_manifest(manifest, output, return_state=True, **options)
-
-
 def test_every_row_once_with_pass_through_columns_and_artifacts(tmp_path: Path) -> None:
     root = str(tmp_path)
     manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 7))
 
-    state = _run(manifest, f"{root}/out", shard_size=3)
+    state = run_flow(manifest, f"{root}/out", shard_size=3)
 
     assert state.is_completed(), state.message
     summary = state.result()
@@ -87,13 +78,7 @@ def test_bad_rows_fail_with_codes_good_rows_succeed_nothing_escapes(
     manifest = write_manifest(f"{root}/m.parquet", rows)
     output = f"{root}/out"
 
-    state = _run(
-        manifest,
-        output,
-        backend="runware",
-        credentials=credentials_for(emu.url),
-        max_failed_fraction=1.0,
-    )
+    state = run_flow(manifest, output, url=emu.url, max_failed_fraction=1.0)
 
     assert state.is_completed(), state.message
     by_key = {r["row_key"]: r for r in _results(output)}
@@ -119,8 +104,8 @@ def test_max_failed_fraction_decides_completed_or_failed(tmp_path: Path) -> None
     rows = write_inputs(root, 3) + write_bad_inputs(root)[:1]
     manifest = write_manifest(f"{root}/m.parquet", rows)
 
-    failed = _run(manifest, f"{root}/a", max_failed_fraction=0.2)
-    passed = _run(manifest, f"{root}/b", max_failed_fraction=0.25)
+    failed = run_flow(manifest, f"{root}/a", max_failed_fraction=0.2)
+    passed = run_flow(manifest, f"{root}/b", max_failed_fraction=0.25)
 
     assert failed.is_failed()
     assert "1 of 4 rows failed" in failed.message
@@ -147,11 +132,10 @@ def test_faults_of_every_kind_leave_every_good_row_succeeded_and_charged_once(
     ]
     emu.configure(faults=dict.fromkeys(kinds, 0.1))
 
-    state = _run(
+    state = run_flow(
         manifest,
         f"{root}/out",
-        backend="runware",
-        credentials=credentials_for(emu.url),
+        url=emu.url,
         shard_size=8,
         concurrency=4,
         # 90 % of submissions draw a fault here and a tenth end in timeoutProvider, so an attempt
@@ -176,11 +160,10 @@ def test_rows_past_the_poll_timeout_are_collected_by_a_rerun_without_a_second_ch
     manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 3))
     emu.configure(latency=1.5)
 
-    state = _run(
+    state = run_flow(
         manifest,
         f"{root}/out",
-        backend="runware",
-        credentials=credentials_for(emu.url),
+        url=emu.url,
         shard_size=3,
         poll_timeout=0.3,
         max_failed_fraction=1.0,
@@ -196,13 +179,7 @@ def test_rows_past_the_poll_timeout_are_collected_by_a_rerun_without_a_second_ch
     assert len(emu.stats()["billed"]) == 3  # the server finished and charged them all
 
     # The shard is not final: a rerun collects the paid results by task UUID, charging nothing.
-    again = _run(
-        manifest,
-        f"{root}/out",
-        backend="runware",
-        credentials=credentials_for(emu.url),
-        shard_size=3,
-    )
+    again = run_flow(manifest, f"{root}/out", url=emu.url, shard_size=3)
 
     assert again.is_completed(), again.message
     rows = _results(f"{root}/out")
@@ -216,12 +193,12 @@ def test_rerun_of_a_finished_manifest_makes_no_api_request(
 ) -> None:
     root = str(tmp_path)
     manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 6))
-    options = {"backend": "runware", "credentials": credentials_for(emu.url), "shard_size": 2}
-    first = _run(manifest, f"{root}/out", **options)
+    options = {"url": emu.url, "shard_size": 2}
+    first = run_flow(manifest, f"{root}/out", **options)
     assert first.is_completed(), first.message
     before = emu.stats()["requests_total"]
 
-    again = _run(manifest, f"{root}/out", **options)
+    again = run_flow(manifest, f"{root}/out", **options)
 
     assert again.is_completed()
     assert emu.stats()["requests_total"] == before
@@ -235,18 +212,18 @@ def test_rerun_of_a_finished_manifest_keeps_its_report_and_rewrites_a_stale_one(
 ) -> None:
     root = str(tmp_path)
     manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 4))
-    options = {"backend": "runware", "credentials": credentials_for(emu.url), "report": True}
-    first = _run(manifest, f"{root}/out", shard_size=2, **options)
+    options = {"url": emu.url, "report": True}
+    first = run_flow(manifest, f"{root}/out", shard_size=2, **options)
     assert first.is_completed(), first.message
     report = tmp_path / "out" / "report.html"
     written = report.stat().st_mtime_ns
 
-    again = _run(manifest, f"{root}/out", shard_size=2, **options)
+    again = run_flow(manifest, f"{root}/out", shard_size=2, **options)
 
     assert again.result().report_uri == first.result().report_uri
     assert report.stat().st_mtime_ns == written  # the same results: not redrawn
     report.write_text("<html>a report of something else</html>")
-    third = _run(manifest, f"{root}/out", shard_size=2, **options)
+    third = run_flow(manifest, f"{root}/out", shard_size=2, **options)
     assert third.is_completed()
     assert "FLUX Erase run" in report.read_text()
 
@@ -262,7 +239,7 @@ def test_interrupted_run_resumes_without_charging_twice(
     root = str(tmp_path)
     manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 6))
     output = f"{root}/out"
-    options = {"backend": "runware", "credentials": credentials_for(emu.url), "shard_size": 3}
+    options = {"url": emu.url, "shard_size": 3}
     # A first run submits shard 0 and dies before polling it.
     job = make_job(manifest, output, url=emu.url, settings=default_settings())
     job = type(job)(
@@ -280,7 +257,7 @@ def test_interrupted_run_resumes_without_charging_twice(
     abandoned = submit_erase.fn(job, shards_of(job, 3)[0])
     assert {t.state for t in abandoned.tickets} == {"accepted"}
 
-    state = _run(manifest, output, **options)
+    state = run_flow(manifest, output, **options)
 
     assert state.is_completed(), state.message
     rows = _results(output)
@@ -321,7 +298,9 @@ def test_every_storage_gives_identical_results(
     rows = write_inputs(root, 4, so) + write_bad_inputs(root, so)[:2]
     manifest = write_manifest(storage.join(root, "m.parquet"), rows, so)
 
-    state = _run(manifest, storage.join(root, "out"), storage_options=so, max_failed_fraction=1.0)
+    state = run_flow(
+        manifest, storage.join(root, "out"), storage_options=so, max_failed_fraction=1.0
+    )
 
     assert state.is_completed(), state.message
     got = _results(storage.join(root, "out"), so)
@@ -375,11 +354,10 @@ def test_presigned_upload_urls_receive_the_output_and_are_recorded_redacted(
     ]
     manifest = write_manifest(f"{root}/m.parquet", rows, upload_url=pa.array(urls))
 
-    state = _run(
+    state = run_flow(
         manifest,
         f"{root}/out",
-        backend="runware",
-        credentials=credentials_for(emu.url),
+        url=emu.url,
         settings=FluxEraseSettings(output_format="PNG", include_cost=True),
     )
 
@@ -456,7 +434,7 @@ def test_a_long_run_does_not_pile_up_prefects_bookkeeping_of_finished_stages(
     root = str(tmp_path)
     manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 60))
     with listen(watch):
-        state = _run(manifest, f"{root}/out", shard_size=1, max_shards_in_flight=2)
+        state = run_flow(manifest, f"{root}/out", shard_size=1, max_shards_in_flight=2)
 
     assert state.is_completed(), state.message
     assert len(sizes) == 61  # the start, then one per shard

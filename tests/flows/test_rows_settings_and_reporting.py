@@ -17,22 +17,12 @@ from numpy.typing import NDArray
 
 from prefect_flux_erase.blocks import FluxEraseSettings
 from prefect_flux_erase.emulator import EmulatorServer
-from prefect_flux_erase.flows import erase_manifest
 from prefect_flux_erase.flows.validation import RunConfigError
 from prefect_flux_erase.manifest import ManifestError
 from tests.tasks.builders import write_inputs, write_manifest
-from tests.tasks.jobs import FAST_POLL, FAST_RETRY, credentials_for
+from tests.tasks.jobs import run_flow
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-def _run(manifest: str, output: str, **options: Any) -> Any:
-    options.setdefault("report", False)
-    options.setdefault("key_column", "row_key")
-    options.setdefault("local_engine", "echo")
-    options.setdefault("poll_policy", FAST_POLL)
-    options.setdefault("retry_policy", FAST_RETRY)
-    return erase_manifest(manifest, output, return_state=True, **options)
 
 
 def _results(output: str) -> list[dict[str, Any]]:
@@ -59,11 +49,10 @@ def test_a_rows_own_dilate_pixels_wins_over_the_runs_setting_at_the_api(
 
     emu.configure(engine=recording_engine)
 
-    state = _run(
+    state = run_flow(
         manifest,
         f"{root}/out",
-        backend="runware",
-        credentials=credentials_for(emu.url),
+        url=emu.url,
         settings=FluxEraseSettings(dilate_pixels=20, include_cost=True),
     )
 
@@ -78,11 +67,10 @@ def test_several_results_per_row_are_listed_and_written_with_numbered_names(
     root = str(tmp_path)
     manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 2))
 
-    state = _run(
+    state = run_flow(
         manifest,
         f"{root}/out",
-        backend="runware",
-        credentials=credentials_for(emu.url),
+        url=emu.url,
         settings=FluxEraseSettings(number_results=2, output_format="PNG", include_cost=True),
     )
 
@@ -137,7 +125,7 @@ def test_summary_table_has_every_metric_and_failures_table_lists_the_first_50(
     ]
     manifest = write_manifest(f"{root}/m.parquet", good + missing)
 
-    state = _run(manifest, f"{root}/out", shard_size=20, max_failed_fraction=1.0)
+    state = run_flow(manifest, f"{root}/out", shard_size=20, max_failed_fraction=1.0)
 
     assert state.is_completed(), state.message
     assert "2 of 55 rows succeeded, 53 failed" in state.message
@@ -170,7 +158,7 @@ def test_task_runs_log_one_line_per_shard_not_one_per_image(
     manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 12))
     caplog.set_level(logging.INFO)
 
-    state = _run(manifest, f"{root}/out", shard_size=4)
+    state = run_flow(manifest, f"{root}/out", shard_size=4)
 
     assert state.is_completed(), state.message
     lines = [
@@ -192,7 +180,7 @@ def test_the_runware_backend_without_a_key_fails_and_never_falls_back_to_local(
     root = str(tmp_path)
     manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 1))
 
-    state = _run(manifest, f"{root}/out", backend="runware")
+    state = run_flow(manifest, f"{root}/out", backend="runware")
 
     assert state.is_failed()
     with pytest.raises(RunConfigError, match="RUNWARE_API_KEY"):
@@ -206,13 +194,7 @@ def test_a_missing_column_fails_before_any_api_request_and_names_it(
     root = str(tmp_path)
     manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 2))
 
-    state = _run(
-        manifest,
-        f"{root}/out",
-        backend="runware",
-        credentials=credentials_for(emu.url),
-        image_column="photo",
-    )
+    state = run_flow(manifest, f"{root}/out", url=emu.url, image_column="photo")
 
     assert state.is_failed()
     with pytest.raises(ManifestError, match="photo"):
@@ -229,7 +211,7 @@ def test_a_manifest_column_named_like_a_result_column_is_named_in_a_warning(
     )
     caplog.set_level(logging.WARNING)
 
-    state = _run(manifest, f"{root}/out")
+    state = run_flow(manifest, f"{root}/out")
 
     assert state.is_completed(), state.message
     assert [r["status"] for r in _results(f"{root}/out")] == ["succeeded", "succeeded"]

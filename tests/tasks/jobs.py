@@ -1,4 +1,5 @@
-"""Build `ShardJob`s and shards for stage tests against the emulator or the local engine."""
+"""Build `ShardJob`s and shards for stage tests, and run `erase_manifest` for flow tests, against
+the emulator or the local engine, with the same fast test policies."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from prefect_flux_erase.blocks import FluxEraseSettings, RunwareCredentials
+from prefect_flux_erase.flows import erase_manifest
 from prefect_flux_erase.manifest import ManifestSpec, Shard, plan_manifest
 from prefect_flux_erase.pipeline.config import ShardJob
 from prefect_flux_erase.runware.polling import PollPolicy
@@ -50,6 +52,22 @@ def make_job(
         local_engine=options.pop("local_engine", "echo"),
         **options,
     )
+
+
+def run_flow(manifest: str, output: str, *, url: str | None = None, **options: Any) -> Any:
+    """``erase_manifest(..., return_state=True)`` with the tests' defaults: no report, keys from
+    ``row_key``, the ``echo`` local engine and the fast policies (each overridable, ``None``
+    for the flow's own). With ``url``, the ``runware`` backend and credentials for that emulator.
+    """
+    if url is not None:
+        options.setdefault("backend", "runware")
+        options.setdefault("credentials", credentials_for(url))
+    options.setdefault("report", False)
+    options.setdefault("key_column", "row_key")
+    options.setdefault("local_engine", "echo")
+    options.setdefault("poll_policy", FAST_POLL)
+    options.setdefault("retry_policy", FAST_RETRY)
+    return erase_manifest(manifest, output, return_state=True, **options)
 
 
 def shards_of(job: ShardJob, shard_size: int = 100) -> list[Shard]:
