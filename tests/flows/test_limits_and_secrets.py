@@ -11,9 +11,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 
 from prefect_flux_erase.emulator import EmulatorServer
-from prefect_flux_erase.flows import erase_manifest
 from tests.tasks.builders import write_bad_inputs, write_inputs, write_manifest
-from tests.tasks.jobs import FAST_POLL, FAST_RETRY, TEST_KEY, credentials_for
+from tests.tasks.jobs import TEST_KEY, run_flow
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -27,35 +26,26 @@ def test_global_concurrency_limit_is_taken_and_given_back(
             GlobalConcurrencyLimitCreate(name="flux-erase-test-api", limit=8)
         )
 
-    summary = erase_manifest(
+    summary = run_flow(
         manifest,
         f"{tmp_path}/out",
-        backend="runware",
-        credentials=credentials_for(emu.url),
-        key_column="row_key",
+        url=emu.url,
         shard_size=2,
         concurrency=4,
         concurrency_limit="flux-erase-test-api",
-        poll_policy=FAST_POLL,
-        retry_policy=FAST_RETRY,
-        report=False,
-    )
+    ).result()
 
     assert summary.succeeded == 4
     with get_client(sync_client=True) as client:
         limit = client.read_global_concurrency_limit_by_name("flux-erase-test-api")
     assert limit.active_slots == 0  # every stage released what it occupied
 
-    too_small = erase_manifest(
+    too_small = run_flow(
         manifest,
         f"{tmp_path}/out2",
-        backend="runware",
-        credentials=credentials_for(emu.url),
-        key_column="row_key",
+        url=emu.url,
         concurrency=16,
         concurrency_limit="flux-erase-test-api",
-        report=False,
-        return_state=True,
     )
     assert too_small.is_failed()
     assert "above the global concurrency limit 'flux-erase-test-api' (8 slots)" in str(
@@ -82,18 +72,12 @@ def test_a_run_waits_while_another_holds_the_global_limit_and_sends_nothing(
 
     def run() -> None:
         outcome.append(
-            erase_manifest(
+            run_flow(
                 manifest,
                 f"{tmp_path}/out",
-                backend="runware",
-                credentials=credentials_for(emu.url),
-                key_column="row_key",
+                url=emu.url,
                 concurrency=4,
                 concurrency_limit="flux-erase-test-held",
-                poll_policy=FAST_POLL,
-                retry_policy=FAST_RETRY,
-                report=False,
-                return_state=True,
             )
         )
 
@@ -118,16 +102,9 @@ def test_api_key_is_not_in_logs_results_or_artifacts(
     manifest = write_manifest(f"{tmp_path}/m.parquet", rows)
     caplog.set_level(logging.DEBUG)
 
-    summary = erase_manifest(
-        manifest,
-        f"{tmp_path}/out",
-        backend="runware",
-        credentials=credentials_for(emu.url),
-        key_column="row_key",
-        max_failed_fraction=1.0,
-        poll_policy=FAST_POLL,
-        retry_policy=FAST_RETRY,
-    )
+    summary = run_flow(
+        manifest, f"{tmp_path}/out", url=emu.url, max_failed_fraction=1.0, report=True
+    ).result()
 
     assert summary.failed == 2
     assert TEST_KEY not in caplog.text

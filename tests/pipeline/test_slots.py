@@ -15,7 +15,7 @@ from prefect_flux_erase.pipeline import slots as slots_module
 from prefect_flux_erase.pipeline.slots import ApiSlots, forget, slots_for
 from prefect_flux_erase.tasks import poll_erase, submit_erase
 from tests.tasks.builders import write_inputs, write_manifest
-from tests.tasks.jobs import make_job, shards_of
+from tests.tasks.jobs import make_job, run_flow, shards_of
 
 
 def _in_thread(fn):  # type: ignore[no-untyped-def]
@@ -114,9 +114,6 @@ def test_a_failed_submit_stage_gives_its_slot_back(tmp_path: Path, emu: Emulator
 def test_the_flow_prefetches_within_its_slots_and_leaves_none_behind(
     tmp_path: Path, emu: EmulatorServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from prefect_flux_erase import erase_manifest
-    from tests.tasks.jobs import FAST_RETRY, credentials_for
-
     peaks: list[int] = []
     acquire = ApiSlots.acquire
 
@@ -129,18 +126,10 @@ def test_the_flow_prefetches_within_its_slots_and_leaves_none_behind(
     emu.configure(latency=0.1)
     root = str(tmp_path)
     manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 12))
-    summary = erase_manifest(
-        manifest,
-        f"{root}/out",
-        backend="runware",
-        credentials=credentials_for(emu.url),
-        key_column="row_key",
-        shard_size=2,
-        max_shards_in_flight=2,
-        retry_policy=FAST_RETRY,
-        report=False,
-    )
-    assert summary.succeeded == 12  # type: ignore[union-attr]
+    summary = run_flow(
+        manifest, f"{root}/out", url=emu.url, shard_size=2, max_shards_in_flight=2, poll_policy=None
+    ).result()
+    assert summary.succeeded == 12
     # Every shard took a slot before its request, never more than two at once, none timed out.
     assert len(peaks) == 6
     assert max(peaks) == 2
@@ -183,9 +172,7 @@ def test_a_driver_that_fails_leaves_no_shard_waiting_for_a_slot(
     tmp_path: Path, emu: EmulatorServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A failure in the driver ends the flow at once, with the prefetched shard let go."""
-    from prefect_flux_erase import erase_manifest
     from prefect_flux_erase.flows import driver
-    from tests.tasks.jobs import FAST_RETRY, credentials_for
 
     reports = 0
 
@@ -201,17 +188,8 @@ def test_a_driver_that_fails_leaves_no_shard_waiting_for_a_slot(
     root = str(tmp_path)
     manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 16))
     started = time.monotonic()
-    state = erase_manifest(
-        manifest,
-        f"{root}/out",
-        backend="runware",
-        credentials=credentials_for(emu.url),
-        key_column="row_key",
-        shard_size=2,
-        max_shards_in_flight=1,
-        retry_policy=FAST_RETRY,
-        report=False,
-        return_state=True,
+    state = run_flow(
+        manifest, f"{root}/out", url=emu.url, shard_size=2, max_shards_in_flight=1, poll_policy=None
     )
     assert state.is_failed()
     assert "driver bookkeeping broke" in (state.message or "")
