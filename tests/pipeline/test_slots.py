@@ -15,7 +15,7 @@ from prefect_flux_erase.pipeline import slots as slots_module
 from prefect_flux_erase.pipeline.slots import ApiSlots, forget, slots_for
 from prefect_flux_erase.tasks import poll_erase, submit_erase
 from tests.tasks.builders import write_inputs, write_manifest
-from tests.tasks.jobs import make_job, run_flow, shards_of
+from tests.tasks.jobs import job_over, run_flow, shards_of
 
 
 def _in_thread(fn):  # type: ignore[no-untyped-def]
@@ -72,8 +72,7 @@ def test_a_shard_waits_for_a_slot_before_its_request_and_sends_when_one_frees(
     tmp_path: Path, emu: EmulatorServer
 ) -> None:
     root = str(tmp_path)
-    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 6))
-    job = replace(make_job(manifest, f"{root}/out", url=emu.url), api_slots=1, slots_key="t1")
+    job = replace(job_over(root, 6, url=emu.url), api_slots=1, slots_key="t1")
     first, second = shards_of(job, shard_size=3)
     try:
         submitted = submit_erase.fn(job, first)  # takes the only slot
@@ -99,8 +98,7 @@ def test_a_failed_submit_stage_gives_its_slot_back(tmp_path: Path, emu: Emulator
     from prefect_flux_erase.pipeline.backends import RunAborted
 
     root = str(tmp_path)
-    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 2))
-    job = replace(make_job(manifest, f"{root}/out", url=emu.url), api_slots=1, slots_key="t2")
+    job = replace(job_over(root, 2, url=emu.url), api_slots=1, slots_key="t2")
     emu.configure(api_keys=["rk-some-other-key"])  # the job's key is rejected: the run aborts
     try:
         with pytest.raises(RunAborted):

@@ -12,6 +12,7 @@ from prefect_flux_erase.manifest import ManifestSpec, Shard, plan_manifest
 from prefect_flux_erase.pipeline.config import ShardJob
 from prefect_flux_erase.runware.polling import PollPolicy
 from prefect_flux_erase.runware.retry import RetryPolicy
+from tests.tasks.builders import write_inputs, write_manifest
 
 #: Poll at once and often: the emulator answers without latency in tests.
 FAST_POLL = PollPolicy(initial_delay=0.0, interval=0.01, max_interval=0.05, timeout=60.0)
@@ -52,6 +53,14 @@ def make_job(
         local_engine=options.pop("local_engine", "echo"),
         **options,
     )
+
+
+def job_over(root: str, rows: int | list[dict[str, Any]], **options: Any) -> ShardJob:
+    """``make_job`` from a manifest written at ``root/m.parquet`` to the output ``root/out``;
+    ``rows`` are the manifest's rows, or how many good inputs to write under ``root`` for it."""
+    if isinstance(rows, int):
+        rows = write_inputs(root, rows)
+    return make_job(write_manifest(f"{root}/m.parquet", rows), f"{root}/out", **options)
 
 
 def run_flow(manifest: str, output: str, *, url: str | None = None, **options: Any) -> Any:

@@ -12,8 +12,8 @@ from prefect_flux_erase.emulator import EmulatorServer
 from prefect_flux_erase.pipeline.backends import RunAborted
 from prefect_flux_erase.runware.ids import task_uuid
 from prefect_flux_erase.tasks import poll_erase, submit_erase
-from tests.tasks.builders import write_bad_inputs, write_inputs, write_manifest
-from tests.tasks.jobs import make_job, shards_of
+from tests.tasks.builders import write_bad_inputs, write_inputs
+from tests.tasks.jobs import job_over, make_job, shards_of
 
 
 def _by_key(tickets):  # type: ignore[no-untyped-def]
@@ -25,8 +25,7 @@ async def test_bad_rows_fail_locally_with_stable_codes_and_cost_no_api_call(
 ) -> None:
     root = str(tmp_path)
     rows = write_inputs(root, 2) + write_bad_inputs(root)
-    manifest = write_manifest(f"{root}/m.parquet", rows)
-    job = make_job(manifest, f"{root}/out", url=emu.url)
+    job = job_over(root, rows, url=emu.url)
 
     submitted = submit_erase.fn(job, shards_of(job)[0])
 
@@ -52,8 +51,7 @@ async def test_submit_poll_done_with_one_charge_per_row(
     tmp_path: Path, emu: EmulatorServer
 ) -> None:
     root = str(tmp_path)
-    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 5))
-    job = make_job(manifest, f"{root}/out", url=emu.url)
+    job = job_over(root, 5, url=emu.url)
 
     polled = poll_erase.fn(job, submit_erase.fn(job, shards_of(job)[0]))
 
@@ -68,8 +66,7 @@ async def test_transient_task_failure_gets_a_new_attempt_and_a_new_uuid(
     tmp_path: Path, emu: EmulatorServer
 ) -> None:
     root = str(tmp_path)
-    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 1))
-    job = make_job(manifest, f"{root}/out", url=emu.url)
+    job = job_over(root, 1, url=emu.url)
     emu.script_faults(["timeout_provider"])
 
     polled = poll_erase.fn(job, submit_erase.fn(job, shards_of(job)[0]))
@@ -86,8 +83,7 @@ async def test_permanent_transient_failures_stop_at_max_attempts(
     tmp_path: Path, emu: EmulatorServer
 ) -> None:
     root = str(tmp_path)
-    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 1))
-    job = make_job(manifest, f"{root}/out", url=emu.url, max_attempts=2)
+    job = job_over(root, 1, url=emu.url, max_attempts=2)
     emu.script_faults(["timeout_provider"] * 2)
 
     polled = poll_erase.fn(job, submit_erase.fn(job, shards_of(job)[0]))
@@ -101,8 +97,7 @@ async def test_resubmitting_a_shard_is_answered_by_conflict_not_a_second_charge(
     tmp_path: Path, emu: EmulatorServer
 ) -> None:
     root = str(tmp_path)
-    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 3))
-    job = make_job(manifest, f"{root}/out", url=emu.url)
+    job = job_over(root, 3, url=emu.url)
     shard = shards_of(job)[0]
     first = poll_erase.fn(job, submit_erase.fn(job, shard))
 
@@ -119,8 +114,7 @@ async def test_resubmitting_a_shard_is_answered_by_conflict_not_a_second_charge(
 
 async def test_rejected_api_key_aborts_the_run(tmp_path: Path, emu: EmulatorServer) -> None:
     root = str(tmp_path)
-    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 1))
-    job = make_job(manifest, f"{root}/out", url=emu.url)
+    job = job_over(root, 1, url=emu.url)
     emu.configure(api_keys=frozenset({"some-other-key"}))
 
     with pytest.raises(RunAborted) as caught:
@@ -132,8 +126,7 @@ async def test_rejected_api_key_aborts_the_run(tmp_path: Path, emu: EmulatorServ
 
 async def test_local_backend_erases_in_the_submit_stage(tmp_path: Path) -> None:
     root = str(tmp_path)
-    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 3))
-    job = make_job(manifest, f"{root}/out", backend="local")
+    job = job_over(root, 3, backend="local")
 
     polled = poll_erase.fn(job, submit_erase.fn(job, shards_of(job)[0]))
 
@@ -149,9 +142,8 @@ async def test_inline_outputs_are_written_when_they_arrive(
     tmp_path: Path, emu: EmulatorServer
 ) -> None:
     root = str(tmp_path)
-    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 2))
     settings = FluxEraseSettings(output_type="base64Data", output_format="PNG", number_results=2)
-    job = make_job(manifest, f"{root}/out", url=emu.url, settings=settings)
+    job = job_over(root, 2, url=emu.url, settings=settings)
 
     polled = poll_erase.fn(job, submit_erase.fn(job, shards_of(job)[0]))
 
@@ -200,9 +192,8 @@ def test_the_first_poll_learns_when_results_are_ready(tmp_path: Path, emu: Emula
 
     emu.configure(latency=0.3)
     root = str(tmp_path)
-    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 24))
     job = replace(
-        make_job(manifest, f"{root}/out", url=emu.url),
+        job_over(root, 24, url=emu.url),
         poll_policy=replace(PIPELINE_POLL_POLICY, initial_delay=0.05),
     )
     cadence._LEARNERS.clear()  # this emulator's port may have served an earlier test
@@ -235,7 +226,7 @@ def test_a_later_row_with_a_seen_key_fails_without_a_request_and_the_first_runs(
     root = str(tmp_path)
     rows = write_inputs(root, 3)
     rows[2]["row_key"] = rows[0]["row_key"]
-    job = make_job(write_manifest(f"{root}/m.parquet", rows), f"{root}/out", url=emu.url)
+    job = job_over(root, rows, url=emu.url)
     (shard,) = mark_duplicate_keys(job.manifest, plan_manifest(job.manifest)).shards
 
     submitted = submit_erase.fn(job, shard)
@@ -254,8 +245,7 @@ async def test_a_shard_keeps_at_most_concurrency_rows_at_the_api(
     tmp_path: Path, emu: EmulatorServer
 ) -> None:
     root = str(tmp_path)
-    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 14))
-    job = make_job(manifest, f"{root}/out", url=emu.url, concurrency=4)
+    job = job_over(root, 14, url=emu.url, concurrency=4)
     emu.configure(latency=0.05)  # rows overlap at the server, so a wider window would show
 
     submitted = submit_erase.fn(job, shards_of(job)[0])
@@ -278,8 +268,7 @@ async def test_rows_sent_by_the_poll_stage_are_validated_and_retried_like_the_fi
 ) -> None:
     root = str(tmp_path)
     rows = write_inputs(root, 4) + write_bad_inputs(root)
-    manifest = write_manifest(f"{root}/m.parquet", rows)
-    job = make_job(manifest, f"{root}/out", url=emu.url, concurrency=2)
+    job = job_over(root, rows, url=emu.url, concurrency=2)
     submitted = submit_erase.fn(job, shards_of(job)[0])
     assert emu.stats()["tasks_accepted"] == 2
     # The next task the server accepts (a row the poll stage sends) fails transiently once.
@@ -304,8 +293,7 @@ async def test_a_shard_downloads_at_most_sixteen_results_at_once(
     from prefect_flux_erase.pipeline.shard import DOWNLOADS_AT_ONCE, upload_shard
 
     root = str(tmp_path)
-    manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 40))
-    job = make_job(manifest, f"{root}/out", url=emu.url, concurrency=40)
+    job = job_over(root, 40, url=emu.url, concurrency=40)
     polled = poll_erase.fn(job, submit_erase.fn(job, shards_of(job)[0]))
     counts = {"now": 0, "most": 0}
 
