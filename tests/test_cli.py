@@ -25,25 +25,27 @@ def manifest(tmp_path: Path) -> str:
     return write_manifest(f"{tmp_path}/m.parquet", write_inputs(str(tmp_path), 3))
 
 
+def _echo_run(manifest: str, output: str, *options: str) -> list[str]:
+    """`flux-erase run` arguments: the offline echo engine, keys from ``row_key``, no report."""
+    return [
+        "run",
+        manifest,
+        "--output",
+        output,
+        "--engine",
+        "echo",
+        "--key-column",
+        "row_key",
+        *options,
+        "--no-report",
+    ]
+
+
 @pytest.mark.usefixtures("prefect_harness")
 def test_run_completes_and_prints_the_summary(
     manifest: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(
-        [
-            "run",
-            manifest,
-            "--output",
-            f"{tmp_path}/out",
-            "--engine",
-            "echo",
-            "--key-column",
-            "row_key",
-            "--output-format",
-            "PNG",
-            "--no-report",
-        ]
-    )
+    code = main(_echo_run(manifest, f"{tmp_path}/out", "--output-format", "PNG"))
 
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -62,41 +64,12 @@ def test_run_exits_1_when_rows_fail_beyond_the_threshold(
     rows = write_inputs(str(tmp_path), 2) + write_bad_inputs(str(tmp_path))[:1]
     manifest = write_manifest(f"{tmp_path}/m.parquet", rows)
 
-    code = main(
-        [
-            "run",
-            manifest,
-            "--output",
-            f"{tmp_path}/out",
-            "--engine",
-            "echo",
-            "--key-column",
-            "row_key",
-            "--no-report",
-        ]
-    )
+    code = main(_echo_run(manifest, f"{tmp_path}/out"))
 
     _, err = capsys.readouterr()
     assert code == 1
     assert "1 of 3 rows failed" in err
-    assert (
-        main(
-            [
-                "run",
-                manifest,
-                "--output",
-                f"{tmp_path}/out2",
-                "--engine",
-                "echo",
-                "--key-column",
-                "row_key",
-                "--no-report",
-                "--max-failed-fraction",
-                "0.5",
-            ]
-        )
-        == 0
-    )
+    assert main(_echo_run(manifest, f"{tmp_path}/out2", "--max-failed-fraction", "0.5")) == 0
 
 
 @pytest.mark.usefixtures("prefect_harness")
@@ -149,27 +122,9 @@ def test_run_on_s3_through_storage_options_applies_shard_size_and_output_quality
     root = f"s3://{make_bucket(s3_options)}/batch"
     manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 3, s3_options), s3_options)
 
-    code = main(
-        [
-            "run",
-            manifest,
-            "--output",
-            f"{root}/out",
-            "--storage-options",
-            json.dumps(s3_options),
-            "--engine",
-            "echo",
-            "--key-column",
-            "row_key",
-            "--shard-size",
-            "2",
-            "--concurrency",
-            "2",
-            "--output-quality",
-            "30",
-            "--no-report",
-        ]
-    )
+    options = ["--storage-options", json.dumps(s3_options)]
+    tuning = ["--shard-size", "2", "--concurrency", "2", "--output-quality", "30"]
+    code = main(_echo_run(manifest, f"{root}/out", *options, *tuning))
 
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -245,19 +200,7 @@ def test_run_draws_a_live_progress_bar_on_a_terminal(
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
 
-    code = main(
-        [
-            "run",
-            manifest,
-            "--output",
-            f"{tmp_path}/out",
-            "--engine",
-            "echo",
-            "--key-column",
-            "row_key",
-            "--no-report",
-        ]
-    )
+    code = main(_echo_run(manifest, f"{tmp_path}/out"))
 
     shown = terminal.getvalue()
     assert code == 0, shown
