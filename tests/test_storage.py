@@ -11,7 +11,8 @@ import pytest
 
 from prefect_flux_erase import storage
 from prefect_flux_erase.storage import InputReadError
-from tests.pipeline.roots import Root, make_bucket, root, s3_client, serve_directory
+from tests.pipeline.roots import Root, root, serve_directory
+from tests.tasks.builders import make_bucket, s3_client
 
 __all__ = ["root"]
 

@@ -18,6 +18,8 @@ from typing import Any
 import fsspec
 import pytest
 
+from tests.tasks.builders import make_bucket
+
 BACKENDS = ("local", "memory", "s3")
 
 
@@ -52,31 +54,7 @@ def root(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Root]:
         # Users keep s3fs's instance cache on (the default); so do these tests, which also
         # proves the code invalidates cached listings where it must.
         options.pop("skip_instance_cache", None)
-        yield Root("s3", f"s3://{make_bucket(options)}/root", options)
-
-
-def make_bucket(options: dict[str, Any]) -> str:
-    """Create a fresh bucket on the moto server and return its name.
-
-    Through boto3: s3fs's ``mkdir`` sends a us-east-1 LocationConstraint, which S3 (and moto)
-    reject, so the shared ``s3_bucket`` fixture cannot create buckets with these options.
-    """
-    name = f"pipe-{uuid.uuid4().hex[:12]}"
-    s3_client(options).create_bucket(Bucket=name)
-    return name
-
-
-def s3_client(options: dict[str, Any]) -> Any:
-    """A boto3 S3 client for the moto server behind ``options`` (bucket policies and set-up)."""
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=options["client_kwargs"]["endpoint_url"],
-        aws_access_key_id=options["key"],
-        aws_secret_access_key=options["secret"],
-        region_name="us-east-1",
-    )
+        yield Root("s3", f"s3://{make_bucket(options, prefix='pipe')}/root", options)
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):

@@ -109,10 +109,14 @@ def s3_client(s3_options: Mapping[str, Any]) -> Any:
     )
 
 
-def make_bucket(s3_options: Mapping[str, Any]) -> str:
-    """A fresh bucket on the moto server (boto3: s3fs's mkdir sends a rejected constraint)."""
+def make_bucket(s3_options: Mapping[str, Any], prefix: str = "flows") -> str:
+    """A fresh bucket on the moto server behind ``s3_options``; its name starts ``prefix-``.
+
+    Through boto3: s3fs's ``mkdir`` sends a us-east-1 LocationConstraint, which S3 (and moto)
+    reject, so the shared ``s3_bucket`` fixture cannot create buckets with these options.
+    """
     import uuid
 
-    name = f"flows-{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}-{uuid.uuid4().hex[:12]}"
     s3_client(s3_options).create_bucket(Bucket=name)
     return name
