@@ -14,6 +14,7 @@ from prefect_flux_erase.emulator import EmulatorServer
 from prefect_flux_erase.flows import EraseSummary
 from prefect_flux_erase.pipeline.outcome import RESULT_COLUMNS
 from tests.tasks.builders import (
+    BAD_INPUT_CODES,
     make_bucket,
     s3_client,
     write_bad_inputs,
@@ -84,13 +85,7 @@ def test_bad_rows_fail_with_codes_good_rows_succeed_nothing_escapes(
     by_key = {r["row_key"]: r for r in _results(output)}
     assert len(by_key) == 9
     assert {by_key[f"img{i:03d}"]["status"] for i in range(3)} == {"succeeded"}
-    for code in (
-        "inputNotFound",
-        "invalidImage",
-        "invalidMaskDimensions",
-        "missingInputsImage",
-        "invalidOption",
-    ):
+    for code in BAD_INPUT_CODES:
         assert (by_key[code]["status"], by_key[code]["error_code"]) == ("failed", code)
         assert by_key[code]["error_message"]
     assert by_key["../../escape"]["error_code"] == "unsafeRowKey"

@@ -71,8 +71,7 @@ def test_taking_a_slot_twice_for_one_shard_counts_once() -> None:
 def test_a_shard_waits_for_a_slot_before_its_request_and_sends_when_one_frees(
     tmp_path: Path, emu: EmulatorServer
 ) -> None:
-    root = str(tmp_path)
-    job = replace(job_over(root, 6, url=emu.url), api_slots=1, slots_key="t1")
+    job = replace(job_over(tmp_path, 6, url=emu.url), api_slots=1, slots_key="t1")
     first, second = shards_of(job, shard_size=3)
     try:
         submitted = submit_erase.fn(job, first)  # takes the only slot
@@ -97,8 +96,7 @@ def test_a_shard_waits_for_a_slot_before_its_request_and_sends_when_one_frees(
 def test_a_failed_submit_stage_gives_its_slot_back(tmp_path: Path, emu: EmulatorServer) -> None:
     from prefect_flux_erase.pipeline.backends import RunAborted
 
-    root = str(tmp_path)
-    job = replace(job_over(root, 2, url=emu.url), api_slots=1, slots_key="t2")
+    job = replace(job_over(tmp_path, 2, url=emu.url), api_slots=1, slots_key="t2")
     emu.configure(api_keys=["rk-some-other-key"])  # the job's key is rejected: the run aborts
     try:
         with pytest.raises(RunAborted):

@@ -52,6 +52,17 @@ def write_inputs(root: str, n: int, so: Mapping[str, Any] | None = None) -> list
     return rows
 
 
+#: The error code each row of ``write_bad_inputs`` is keyed by and fails with, all but the last
+#: row: its key ``../../escape`` fails with ``unsafeRowKey``.
+BAD_INPUT_CODES = (
+    "inputNotFound",
+    "invalidImage",
+    "invalidMaskDimensions",
+    "missingInputsImage",
+    "invalidOption",
+)
+
+
 def write_bad_inputs(root: str, so: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """One row per kind of bad input, keyed by the error code it must produce."""
     junk = storage.join(root, "in", "junk.png")

@@ -4,6 +4,7 @@ the emulator or the local engine, with the same fast test policies."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from prefect_flux_erase.blocks import FluxEraseSettings, RunwareCredentials
@@ -55,9 +56,10 @@ def make_job(
     )
 
 
-def job_over(root: str, rows: int | list[dict[str, Any]], **options: Any) -> ShardJob:
+def job_over(root: str | Path, rows: int | list[dict[str, Any]], **options: Any) -> ShardJob:
     """``make_job`` from a manifest written at ``root/m.parquet`` to the output ``root/out``;
     ``rows`` are the manifest's rows, or how many good inputs to write under ``root`` for it."""
+    root = str(root)
     if isinstance(rows, int):
         rows = write_inputs(root, rows)
     return make_job(write_manifest(f"{root}/m.parquet", rows), f"{root}/out", **options)

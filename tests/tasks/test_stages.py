@@ -12,7 +12,7 @@ from prefect_flux_erase.emulator import EmulatorServer
 from prefect_flux_erase.pipeline.backends import RunAborted
 from prefect_flux_erase.runware.ids import task_uuid
 from prefect_flux_erase.tasks import poll_erase, submit_erase
-from tests.tasks.builders import write_bad_inputs, write_inputs
+from tests.tasks.builders import BAD_INPUT_CODES, write_bad_inputs, write_inputs
 from tests.tasks.jobs import job_over, make_job, shards_of
 
 
@@ -31,13 +31,7 @@ async def test_bad_rows_fail_locally_with_stable_codes_and_cost_no_api_call(
 
     tickets = _by_key(submitted.tickets)
     assert [tickets[k].state for k in ("img000", "img001")] == ["accepted", "accepted"]
-    for code in (
-        "inputNotFound",
-        "invalidImage",
-        "invalidMaskDimensions",
-        "missingInputsImage",
-        "invalidOption",
-    ):
+    for code in BAD_INPUT_CODES:
         assert tickets[code].state == "failed", code
         assert tickets[code].error_code == code, tickets[code].error_message
     assert tickets["../../escape"].error_code == "unsafeRowKey"
@@ -50,8 +44,7 @@ async def test_bad_rows_fail_locally_with_stable_codes_and_cost_no_api_call(
 async def test_submit_poll_done_with_one_charge_per_row(
     tmp_path: Path, emu: EmulatorServer
 ) -> None:
-    root = str(tmp_path)
-    job = job_over(root, 5, url=emu.url)
+    job = job_over(tmp_path, 5, url=emu.url)
 
     polled = poll_erase.fn(job, submit_erase.fn(job, shards_of(job)[0]))
 
@@ -65,8 +58,7 @@ async def test_submit_poll_done_with_one_charge_per_row(
 async def test_transient_task_failure_gets_a_new_attempt_and_a_new_uuid(
     tmp_path: Path, emu: EmulatorServer
 ) -> None:
-    root = str(tmp_path)
-    job = job_over(root, 1, url=emu.url)
+    job = job_over(tmp_path, 1, url=emu.url)
     emu.script_faults(["timeout_provider"])
 
     polled = poll_erase.fn(job, submit_erase.fn(job, shards_of(job)[0]))
@@ -82,8 +74,7 @@ async def test_transient_task_failure_gets_a_new_attempt_and_a_new_uuid(
 async def test_permanent_transient_failures_stop_at_max_attempts(
     tmp_path: Path, emu: EmulatorServer
 ) -> None:
-    root = str(tmp_path)
-    job = job_over(root, 1, url=emu.url, max_attempts=2)
+    job = job_over(tmp_path, 1, url=emu.url, max_attempts=2)
     emu.script_faults(["timeout_provider"] * 2)
 
     polled = poll_erase.fn(job, submit_erase.fn(job, shards_of(job)[0]))
@@ -96,8 +87,7 @@ async def test_permanent_transient_failures_stop_at_max_attempts(
 async def test_resubmitting_a_shard_is_answered_by_conflict_not_a_second_charge(
     tmp_path: Path, emu: EmulatorServer
 ) -> None:
-    root = str(tmp_path)
-    job = job_over(root, 3, url=emu.url)
+    job = job_over(tmp_path, 3, url=emu.url)
     shard = shards_of(job)[0]
     first = poll_erase.fn(job, submit_erase.fn(job, shard))
 
@@ -113,8 +103,7 @@ async def test_resubmitting_a_shard_is_answered_by_conflict_not_a_second_charge(
 
 
 async def test_rejected_api_key_aborts_the_run(tmp_path: Path, emu: EmulatorServer) -> None:
-    root = str(tmp_path)
-    job = job_over(root, 1, url=emu.url)
+    job = job_over(tmp_path, 1, url=emu.url)
     emu.configure(api_keys=frozenset({"some-other-key"}))
 
     with pytest.raises(RunAborted) as caught:
@@ -191,9 +180,8 @@ def test_the_first_poll_learns_when_results_are_ready(tmp_path: Path, emu: Emula
     from prefect_flux_erase.pipeline.backends import PIPELINE_POLL_POLICY
 
     emu.configure(latency=0.3)
-    root = str(tmp_path)
     job = replace(
-        job_over(root, 24, url=emu.url),
+        job_over(tmp_path, 24, url=emu.url),
         poll_policy=replace(PIPELINE_POLL_POLICY, initial_delay=0.05),
     )
     cadence._LEARNERS.clear()  # this emulator's port may have served an earlier test
@@ -244,8 +232,7 @@ def test_a_later_row_with_a_seen_key_fails_without_a_request_and_the_first_runs(
 async def test_a_shard_keeps_at_most_concurrency_rows_at_the_api(
     tmp_path: Path, emu: EmulatorServer
 ) -> None:
-    root = str(tmp_path)
-    job = job_over(root, 14, url=emu.url, concurrency=4)
+    job = job_over(tmp_path, 14, url=emu.url, concurrency=4)
     emu.configure(latency=0.05)  # rows overlap at the server, so a wider window would show
 
     submitted = submit_erase.fn(job, shards_of(job)[0])
@@ -292,8 +279,7 @@ async def test_a_shard_downloads_at_most_sixteen_results_at_once(
     from prefect_flux_erase.pipeline.backends import RunwareBackend
     from prefect_flux_erase.pipeline.shard import DOWNLOADS_AT_ONCE, upload_shard
 
-    root = str(tmp_path)
-    job = job_over(root, 40, url=emu.url, concurrency=40)
+    job = job_over(tmp_path, 40, url=emu.url, concurrency=40)
     polled = poll_erase.fn(job, submit_erase.fn(job, shards_of(job)[0]))
     counts = {"now": 0, "most": 0}
 
