@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from numpy.typing import NDArray
 
 from prefect_flux_erase.blocks import FluxEraseSettings
 from prefect_flux_erase.emulator import EmulatorServer
 from prefect_flux_erase.flows.validation import RunConfigError
 from prefect_flux_erase.manifest import ManifestError
+from tests.fixtures.emulator import record_dilation
 from tests.tasks.builders import write_inputs, write_manifest
 from tests.tasks.jobs import run_flow
 
@@ -37,17 +35,7 @@ def test_a_rows_own_dilate_pixels_wins_over_the_runs_setting_at_the_api(
     rows[1]["dilate_pixels"] = 5
     rows[2]["dilate_pixels"] = 0
     manifest = write_manifest(f"{root}/m.parquet", rows)
-    seen: list[int] = []
-    lock = threading.Lock()
-
-    def recording_engine(
-        rgb: NDArray[np.uint8], mask: NDArray[np.bool_], dilate: int, seed: int
-    ) -> NDArray[np.uint8]:
-        with lock:
-            seen.append(dilate)
-        return rgb
-
-    emu.configure(engine=recording_engine)
+    seen = record_dilation(emu)
 
     state = run_flow(
         manifest,

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
-from numpy.typing import NDArray
 
 from prefect_flux_erase.emulator import EmulatorServer
 from prefect_flux_erase.engine.imageio import decode_image
@@ -20,6 +17,7 @@ from prefect_flux_erase.runware.errors import PermanentError
 from prefect_flux_erase.runware.media import sniff_mime
 from prefect_flux_erase.runware.models import ImageInferenceTask
 from prefect_flux_erase.runware.responses import parse_reply
+from tests.fixtures.emulator import record_dilation
 from tests.runware.conftest import FAST_POLL, PHOTO_SIZE, Photo, Receiver
 
 MakeTask = Callable[..., ImageInferenceTask]
@@ -159,17 +157,7 @@ async def test_output_quality_reaches_the_encoder(
 async def test_dilate_pixels_reaches_the_engine(
     emu: EmulatorServer, new_client: NewClient, make_task: MakeTask
 ) -> None:
-    seen: list[int] = []
-    lock = threading.Lock()
-
-    def recording_engine(
-        rgb: NDArray[np.uint8], mask: NDArray[np.bool_], dilate: int, seed: int
-    ) -> NDArray[np.uint8]:
-        with lock:
-            seen.append(dilate)
-        return rgb
-
-    emu.configure(engine=recording_engine)
+    seen = record_dilation(emu)
     async with new_client() as client:
         await client.run(make_task(settings={"dilatePixels": 37}))
         await client.run(make_task())
