@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 from prefect_flux_erase import storage
 from prefect_flux_erase.storage import InputReadError
 from tests.pipeline.roots import Root, root, serve_directory
-from tests.tasks.builders import make_bucket, s3_client
+from tests.tasks.builders import denying_get_object, make_bucket
 
 __all__ = ["root"]
 
@@ -78,23 +77,8 @@ def test_s3_access_denied_by_bucket_policy_is_permission_denied(
 ) -> None:
     s3_bucket = make_bucket(s3_options)
     storage.write_bytes(f"s3://{s3_bucket}/secret/a.png", b"x", s3_options)
-    client = s3_client(s3_options)
-    deny = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "s3:GetObject",
-                "Resource": f"arn:aws:s3:::{s3_bucket}/secret/*",
-            }
-        ],
-    }
-    client.put_bucket_policy(Bucket=s3_bucket, Policy=json.dumps(deny))
-    try:
+    with denying_get_object(s3_options, s3_bucket, "secret"):
         error = _code(f"s3://{s3_bucket}/secret/a.png", s3_options)
-    finally:
-        client.delete_bucket_policy(Bucket=s3_bucket)
     assert error.code == "inputPermissionDenied"
     assert f"s3://{s3_bucket}/secret/a.png" in error.message
 

@@ -18,7 +18,6 @@ Decisions this test pins down:
 from __future__ import annotations
 
 import io
-import json
 import struct
 import zlib
 from collections.abc import Iterator
@@ -33,7 +32,7 @@ from prefect_flux_erase import storage
 from prefect_flux_erase.emulator import EmulatorServer
 from prefect_flux_erase.flows import erase_manifest
 from tests.reliability.corpus import SIDE, mask, photo, results, write_manifest
-from tests.tasks.builders import make_bucket, s3_client
+from tests.tasks.builders import denying_get_object, make_bucket, s3_client
 from tests.tasks.jobs import FAST_POLL, FAST_RETRY, credentials_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
@@ -89,23 +88,8 @@ def _bomb(side: int = 9000) -> bytes:
 def denied_bucket(s3_options: dict[str, Any]) -> Iterator[str]:
     """A bucket whose policy denies GetObject under ``denied/`` (removed afterwards)."""
     bucket = make_bucket(s3_options)
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "s3:GetObject",
-                "Resource": f"arn:aws:s3:::{bucket}/denied/*",
-            }
-        ],
-    }
-    client = s3_client(s3_options)
-    client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
-    try:
+    with denying_get_object(s3_options, bucket, "denied"):
         yield bucket
-    finally:
-        client.delete_bucket_policy(Bucket=bucket)
 
 
 # (row key, image file or None, mask file or None, dilate_pixels, expected code or None, hint)

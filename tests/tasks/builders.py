@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
-from collections.abc import Mapping
+import json
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -131,3 +133,26 @@ def make_bucket(s3_options: Mapping[str, Any], prefix: str = "flows") -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:12]}"
     s3_client(s3_options).create_bucket(Bucket=name)
     return name
+
+
+@contextlib.contextmanager
+def denying_get_object(s3_options: Mapping[str, Any], bucket: str, prefix: str) -> Iterator[None]:
+    """While the block runs, a bucket policy on the moto server denies GetObject under
+    ``bucket/prefix/``; the policy is deleted afterwards."""
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{bucket}/{prefix}/*",
+            }
+        ],
+    }
+    client = s3_client(s3_options)
+    client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    try:
+        yield
+    finally:
+        client.delete_bucket_policy(Bucket=bucket)
