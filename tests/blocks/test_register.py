@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
 from prefect_flux_erase.blocks import FluxEraseSettings, RunwareCredentials
+from tests.fixtures.prefect import register_blocks
 
 CANARY = "rk-canary-register-51d0"
-
-
-def _prefect_cli() -> list[str]:
-    script = Path(sys.executable).with_name("prefect")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "prefect"]
 
 
 @pytest.fixture(scope="module")
@@ -27,17 +19,7 @@ def registered(prefect_harness: None) -> str:
 
     api_url = PREFECT_API_URL.value()
     assert api_url, "the Prefect test harness should expose an API URL"
-    env = {**os.environ, "PREFECT_API_URL": str(api_url)}
-    proc = subprocess.run(
-        [*_prefect_cli(), "block", "register", "-m", "prefect_flux_erase"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
+    return register_blocks(str(api_url))
 
 
 def test_cli_registers_both_block_types(registered: str) -> None:

@@ -27,6 +27,7 @@ import pytest
 from prefect_flux_erase import FluxEraseSettings, RunwareCredentials
 from prefect_flux_erase.emulator import EmulatorServer
 from tests.browser.chromium import Chromium, require_chromium
+from tests.fixtures.prefect import prefect_cli, register_blocks
 
 CANARY = "rk-canary-server-7f3a"
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,11 +36,6 @@ PAIRS = [
     (str(SAMPLES / "images" / f"{n}.jpg"), str(SAMPLES / "masks" / f"{n}.png"))
     for n in ("chelsea", "coffee")
 ]
-
-
-def _prefect_cli() -> list[str]:
-    script = Path(sys.executable).with_name("prefect")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "prefect"]
 
 
 def _free_port() -> int:
@@ -68,7 +64,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = f"http://127.0.0.1:{_free_port()}"
     log = (home / "server.log").open("wb")
     proc = subprocess.Popen(
-        [*_prefect_cli(), "server", "start", "--host", "127.0.0.1", "--port", root.rsplit(":")[-1]],
+        [*prefect_cli(), "server", "start", "--host", "127.0.0.1", "--port", root.rsplit(":")[-1]],
         env=_server_env(home, root),
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -100,17 +96,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def registered(server: str) -> str:
     """`prefect block register -m prefect_flux_erase` against the server; returns its output."""
-    env = {**os.environ, "PREFECT_API_URL": f"{server}/api"}
-    proc = subprocess.run(
-        [*_prefect_cli(), "block", "register", "-m", "prefect_flux_erase"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
+    return register_blocks(f"{server}/api")
 
 
 @pytest.fixture
