@@ -29,8 +29,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import websockets
+
+from tests.fixtures.tools import missing_tool
 
 #: Flags every headless start uses: without the background-networking ones, Chromium's own
 #: connections get refused in bulk on an offline machine and slow everything down.
@@ -76,10 +77,10 @@ def require_chromium() -> str:
     binary = find_chromium()
     if binary is not None:
         return binary
-    message = "headless Chromium not found (apt-get install -y chromium, or set CHROMIUM)"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"{message}; CI installs it in .ci/run, so its absence is a CI error")
-    pytest.skip(message)
+    missing_tool(
+        "headless Chromium not found (apt-get install -y chromium, or set CHROMIUM)",
+        "CI installs it in .ci/run",
+    )
 
 
 class DevToolsError(RuntimeError):
