@@ -31,7 +31,7 @@ from typing import Any
 
 import websockets
 
-from tests.fixtures.tools import missing_tool
+from tests.fixtures.tools import missing_tool, stop_process
 
 #: Flags every headless start uses: without the background-networking ones, Chromium's own
 #: connections get refused in bulk on an offline machine and slow everything down.
@@ -220,12 +220,7 @@ def _start(
 
 def _stop(process: subprocess.Popen[bytes], profile: Path) -> None:
     """Stop the browser (politely, then not) and delete its profile."""
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
+    stop_process(process)
     shutil.rmtree(profile, ignore_errors=True)
 
 
