@@ -1,8 +1,7 @@
 # The README's commands. `make demo` and `make test` work on a fresh machine with Python 3.11+.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-AZURITE_VERSION := 3.35.0
-AZURITE_STAMP := $(VENV)/node/.azurite-$(AZURITE_VERSION)
+AZURITE_STAMP := $(VENV)/node/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 
@@ -17,14 +16,15 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Azurite, Microsoft's Azure Storage emulator, for the az:// tests (tests/fixtures/azure.py finds
-# it under $(VENV)/node). It comes from npm; 3.35.0 is the newest release that runs on Node 20
-# (3.36 needs Node 21, 3.37 Node 22). Without npm the setup still succeeds and those tests skip,
-# except under CI=true, where they fail.
-$(AZURITE_STAMP): | $(VENV)/.installed
+# it under $(VENV)/node). It comes from npm, every package pinned by tests/tools/package-lock.json
+# (`npm ci`); 3.35.0 is the newest Azurite that runs on Node 20 (3.36 needs Node 21, 3.37 Node
+# 22). Without npm the setup still succeeds and those tests skip, except under CI=true, where
+# they fail.
+$(AZURITE_STAMP): tests/tools/package.json tests/tools/package-lock.json | $(VENV)/.installed
 	@if command -v npm >/dev/null 2>&1; then \
-		echo "npm install azurite@$(AZURITE_VERSION) into $(VENV)/node"; \
-		npm install --prefix $(VENV)/node --no-audit --no-fund --no-save --loglevel=error \
-			azurite@$(AZURITE_VERSION) && touch $@; \
+		echo "npm ci: Azurite (tests/tools/package-lock.json) into $(VENV)/node"; \
+		mkdir -p $(VENV)/node && cp tests/tools/package.json tests/tools/package-lock.json $(VENV)/node/ && \
+		npm ci --prefix $(VENV)/node --no-audit --no-fund --loglevel=error && touch $@; \
 	else \
 		echo "note: npm not found, so Azurite is not installed: the az:// tests will skip" \
 			"(install Node.js and npm, then run make setup again)"; \
