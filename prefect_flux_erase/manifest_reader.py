@@ -98,19 +98,6 @@ def _manifest_error(exc: BaseException, shown: str) -> ManifestError:
     return ManifestError(f"cannot read manifest {shown} ({detail})")
 
 
-def _as_uri(fs: fsspec.AbstractFileSystem, path: str, given: str) -> str:
-    if storage.is_local(fs):
-        return path
-    uri = str(fs.unstrip_protocol(path))
-    # fsspec names a file with its filesystem's first protocol (adlfs: abfs:// for az://); keep
-    # the scheme the manifest was given with, so messages name the files as the user does.
-    scheme, found = given.partition("://")[0], uri.partition("://")
-    protocols = fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
-    if scheme != found[0] and scheme in protocols:
-        return f"{scheme}://{found[2]}"
-    return uri
-
-
 def _is_data_file(relative: str) -> bool:
     parts = relative.split("/")
     if any(part in EXCLUDED_NAMES or part.startswith((".", "_")) for part in parts):
@@ -144,7 +131,7 @@ def list_manifest_files(uri: str, storage_options: Mapping[str, Any] | None) -> 
         raise _manifest_error(exc, shown) from exc
     if not files:
         raise ManifestError(f"no *.parquet files found at {shown}", code="manifestEmpty")
-    return [_as_uri(fs, p, uri) for p in files]
+    return [storage.listed_uri(fs, p, uri) for p in files]
 
 
 @contextlib.contextmanager

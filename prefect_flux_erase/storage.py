@@ -47,6 +47,7 @@ __all__ = [
     "is_public_http",
     "is_within",
     "join",
+    "listed_uri",
     "read_bytes",
     "redact_url",
     "resolve",
@@ -143,6 +144,32 @@ def is_local(fs: fsspec.AbstractFileSystem) -> bool:
 def _protocol_of(fs: fsspec.AbstractFileSystem) -> str:
     protocol = fs.protocol
     return str(protocol[0] if isinstance(protocol, tuple | list) else protocol)
+
+
+def listed_uri(fs: fsspec.AbstractFileSystem, path: str, given: str) -> str:
+    """The URI of ``path``, a file found by listing ``given`` on ``fs``, in ``given``'s scheme.
+
+    Local files stay plain paths. fsspec names a file with its filesystem's first protocol
+    (adlfs: ``abfs://`` for ``az://``); the scheme the user gave is kept, so manifests, results
+    and messages name the files as the user does.
+
+    Example:
+        >>> fs, _ = resolve("/data/images")
+        >>> listed_uri(fs, "/data/images/a.png", "/data/images")
+        '/data/images/a.png'
+        >>> fs, _ = resolve("memory://doc/listed")
+        >>> listed_uri(fs, "/doc/listed/a.png", "memory://doc/listed")
+        'memory:///doc/listed/a.png'
+    """
+    if is_local(fs):
+        return path
+    uri = str(fs.unstrip_protocol(path))
+    scheme = given.partition("://")[0]
+    found, _, rest = uri.partition("://")
+    protocols = fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
+    if scheme != found and scheme in protocols:
+        return f"{scheme}://{rest}"
+    return uri
 
 
 def exists(uri: str, storage_options: Mapping[str, Any] | None = None) -> bool:

@@ -17,6 +17,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, Serv
 
 from prefect_flux_erase import storage
 from prefect_flux_erase.manifest_reader import list_manifest_files
+from prefect_flux_erase.pipeline.pairing import build_manifest
 from prefect_flux_erase.storage import InputReadError
 from prefect_flux_erase.tasks.retry import is_transient, retry_if_transient
 from prefect_flux_erase.tasks.shard import upload_erased
@@ -98,6 +99,31 @@ def test_a_manifest_folder_lists_its_parquet_files_as_az_uris(
         f"az://{azure_container}/dataset/sub/part-2.parquet",
     ]
     assert list_manifest_files(f"{root}/*.parquet", azure_options) == files[:1]
+
+
+def test_pairing_an_az_folder_names_images_and_masks_as_az_uris(
+    azure_options: dict[str, Any], azure_container: str
+) -> None:
+    root = f"az://{azure_container}/pairs"
+    for name in ("images/cat.png", "images/dog.jpg", "masks/cat.png", "masks/dog_mask.png"):
+        storage.write_bytes(f"{root}/{name}", b"...", azure_options)
+
+    result = build_manifest(
+        f"{root}/images", f"{root}/masks", f"{root}/ds/part-0.parquet", azure_options
+    )
+
+    assert result.rows == 2
+    table = pq.read_table(
+        io.BytesIO(storage.read_bytes(f"{root}/ds/part-0.parquet", azure_options))
+    )
+    assert table.column("image_uri").to_pylist() == [  # named as given, not as abfs://
+        f"{root}/images/cat.png",
+        f"{root}/images/dog.jpg",
+    ]
+    assert table.column("mask_uri").to_pylist() == [
+        f"{root}/masks/cat.png",
+        f"{root}/masks/dog_mask.png",
+    ]
 
 
 def test_atomic_writer_publishes_only_on_success_and_leaves_no_temporary_object(

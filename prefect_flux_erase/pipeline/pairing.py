@@ -94,7 +94,7 @@ def _list_images(uri: str, options: Mapping[str, Any] | None) -> dict[str, list[
         if entry.get("type") != "file" or ext.lower() not in IMAGE_EXTENSIONS or not stem:
             continue
         full = str(entry["name"])
-        by_stem[stem].append(full if storage.is_local(fs) else str(fs.unstrip_protocol(full)))
+        by_stem[stem].append(storage.listed_uri(fs, full, uri))
     return {stem: sorted(uris) for stem, uris in by_stem.items()}
 
 
