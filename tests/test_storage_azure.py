@@ -17,11 +17,11 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, Serv
 
 from prefect_flux_erase import storage
 from prefect_flux_erase.manifest_reader import list_manifest_files
-from prefect_flux_erase.pipeline.pairing import build_manifest
 from prefect_flux_erase.storage import InputReadError
 from prefect_flux_erase.tasks.retry import is_transient, retry_if_transient
 from prefect_flux_erase.tasks.shard import upload_erased
 from tests.fixtures.azure import ACCOUNT_KEY, connection_string
+from tests.tasks.builders import pair_sample_folders
 
 
 def _code(uri: str, options: dict[str, Any], **kwargs: Any) -> InputReadError:
@@ -105,12 +105,8 @@ def test_pairing_an_az_folder_names_images_and_masks_as_az_uris(
     azure_options: dict[str, Any], azure_container: str
 ) -> None:
     root = f"az://{azure_container}/pairs"
-    for name in ("images/cat.png", "images/dog.jpg", "masks/cat.png", "masks/dog_mask.png"):
-        storage.write_bytes(f"{root}/{name}", b"...", azure_options)
 
-    result = build_manifest(
-        f"{root}/images", f"{root}/masks", f"{root}/ds/part-0.parquet", azure_options
-    )
+    result = pair_sample_folders(root, azure_options)
 
     assert result.rows == 2
     table = pq.read_table(

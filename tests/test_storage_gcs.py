@@ -21,10 +21,10 @@ import pytest
 
 from prefect_flux_erase import manifest_reader, storage
 from prefect_flux_erase.manifest import ManifestSpec, plan_manifest, read_shard
-from prefect_flux_erase.pipeline.pairing import build_manifest
 from prefect_flux_erase.storage import InputReadError
 from prefect_flux_erase.tasks.retry import is_transient
 from tests.fixtures.gcs import upload_route_methods
+from tests.tasks.builders import pair_sample_folders
 
 gcsfs = pytest.importorskip("gcsfs")
 
@@ -151,11 +151,7 @@ def test_manifest_dataset_folder_and_pairing_on_gs(
     gcs_options: dict[str, Any], gcs_bucket: str
 ) -> None:
     root = f"gs://{gcs_bucket}/data"
-    for name in ("images/cat.png", "images/dog.jpg", "masks/cat.png", "masks/dog_mask.png"):
-        storage.write_bytes(f"{root}/{name}", b"...", gcs_options)
-    result = build_manifest(
-        f"{root}/images", f"{root}/masks", f"{root}/ds/part-0.parquet", gcs_options
-    )
+    result = pair_sample_folders(root, gcs_options)
     assert result.rows == 2
     # Pipeline output and hidden files inside a dataset folder are not manifest parts.
     storage.write_bytes(f"{root}/ds/_parts/shard-00000.parquet", b"not a manifest", gcs_options)

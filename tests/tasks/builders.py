@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from prefect_flux_erase import storage
+from prefect_flux_erase.pipeline.pairing import PairingResult, build_manifest
 
 SIZE = (256, 256)  # the emulator's minimum side
 
@@ -156,3 +157,11 @@ def denying_get_object(s3_options: Mapping[str, Any], bucket: str, prefix: str) 
         yield
     finally:
         client.delete_bucket_policy(Bucket=bucket)
+
+
+def pair_sample_folders(root: str, options: Mapping[str, Any] | None) -> PairingResult:
+    """Write two images and their masks under ``root`` (``cat`` paired by the same stem, ``dog``
+    by a ``_mask`` suffix) and pair ``images/`` with ``masks/`` into ``ds/part-0.parquet``."""
+    for name in ("images/cat.png", "images/dog.jpg", "masks/cat.png", "masks/dog_mask.png"):
+        storage.write_bytes(f"{root}/{name}", b"...", options)
+    return build_manifest(f"{root}/images", f"{root}/masks", f"{root}/ds/part-0.parquet", options)
