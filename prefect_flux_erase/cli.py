@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from prefect_flux_erase.pipeline.config import DEFAULT_POLL_TIMEOUT
+from prefect_flux_erase.shards.job import DEFAULT_POLL_TIMEOUT
 
 USAGE = """usage: flux-erase {run,manifest,demo,emulator} ...
 
@@ -209,7 +209,7 @@ def _is_config_error(exc: BaseException) -> bool:
     from pydantic import ValidationError
 
     from prefect_flux_erase.flows.validation import RunConfigError
-    from prefect_flux_erase.manifest import ManifestError
+    from prefect_flux_erase.manifest.plan import ManifestError
     from prefect_flux_erase.runware.errors import AuthenticationError, InvalidOptionError
 
     return isinstance(
@@ -290,7 +290,7 @@ def cmd_manifest(argv: Sequence[str]) -> int:
     p.add_argument("--out", required=True, help="URI of the manifest to write")
     p.add_argument("--storage-options", type=_json_object, help="fsspec options as JSON")
     args = p.parse_args(list(argv))
-    from prefect_flux_erase.pipeline.pairing import PairingError, build_manifest
+    from prefect_flux_erase.manifest.pairing import PairingError, build_manifest
 
     try:
         result = build_manifest(args.images, args.masks, args.out, args.storage_options)

@@ -10,14 +10,14 @@ import pytest
 
 from prefect_flux_erase.cli import main
 from prefect_flux_erase.emulator import EmulatorServer
-from tests.tasks.builders import (
+from tests.fixtures.builders import (
     mask_bytes,
     photo_bytes,
     write_bad_inputs,
     write_inputs,
     write_manifest,
 )
-from tests.tasks.jobs import TEST_KEY
+from tests.fixtures.jobs import TEST_KEY
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ def test_run_on_s3_through_storage_options_applies_shard_size_and_output_quality
     from PIL import Image
 
     from prefect_flux_erase import storage
-    from tests.tasks.builders import make_bucket
+    from tests.fixtures.builders import make_bucket
 
     root = f"s3://{make_bucket(s3_options)}/batch"
     manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 3, s3_options), s3_options)

@@ -36,9 +36,9 @@ from starlette.routing import Route
 
 from prefect_flux_erase.emulator.backend import EmulatorBackend, request_kind
 from prefect_flux_erase.emulator.config import RequestKind
+from prefect_flux_erase.emulator.counters import Stats
 from prefect_flux_erase.emulator.envelopes import Outcome, error_object
-from prefect_flux_erase.emulator.protocols import TRANSPORT_KEY
-from prefect_flux_erase.emulator.stats import Stats
+from prefect_flux_erase.emulator.http_protocols import TRANSPORT_KEY
 
 logger = logging.getLogger(__name__)
 

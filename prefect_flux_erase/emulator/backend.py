@@ -27,21 +27,21 @@ from typing import Any
 import httpx
 
 from prefect_flux_erase.emulator.config import EmulatorConfig, EngineFn, RequestKind
+from prefect_flux_erase.emulator.counters import Stats
 from prefect_flux_erase.emulator.engines import resolve_engine
 from prefect_flux_erase.emulator.envelopes import Outcome, envelope, error_object
 from prefect_flux_erase.emulator.faults import FaultInjector
 from prefect_flux_erase.emulator.inputs import InputResolver
 from prefect_flux_erase.emulator.ledger import Ledger
 from prefect_flux_erase.emulator.media_tasks import prepare_image_upload, prepare_media_storage
-from prefect_flux_erase.emulator.protocol import (
+from prefect_flux_erase.emulator.records import Prepared, TaskRecord
+from prefect_flux_erase.emulator.request_parsing import (
     TaskRejected,
     check_credentials,
     choose_credentials,
     parse_get_response,
     split_payload_auth,
 )
-from prefect_flux_erase.emulator.records import Prepared, TaskRecord
-from prefect_flux_erase.emulator.stats import Stats
 from prefect_flux_erase.emulator.store import Clock, ImageStore, StoredImage
 from prefect_flux_erase.emulator.submission import DecodedPair, prepare_inference
 from prefect_flux_erase.emulator.webhooks import WebhookSender

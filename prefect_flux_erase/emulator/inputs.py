@@ -18,7 +18,7 @@ from typing import Final
 import httpx
 
 from prefect_flux_erase.emulator.envelopes import error_object
-from prefect_flux_erase.emulator.protocol import TaskRejected
+from prefect_flux_erase.emulator.request_parsing import TaskRejected
 from prefect_flux_erase.emulator.store import ImageStore, StoredImage
 from prefect_flux_erase.runware.media import decode_inline, is_data_uri, is_image_uuid, is_url
 

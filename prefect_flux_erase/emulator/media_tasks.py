@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any, Final
 from PIL import Image
 
 from prefect_flux_erase.emulator.envelopes import Outcome, error_object
-from prefect_flux_erase.emulator.protocol import (
+from prefect_flux_erase.emulator.records import Prepared, TaskRecord
+from prefect_flux_erase.emulator.request_parsing import (
     TaskRejected,
     parse_image_upload,
     parse_media_storage,
 )
-from prefect_flux_erase.emulator.records import Prepared, TaskRecord
 from prefect_flux_erase.engine.imageio import ImageInputError, decode_image
 from prefect_flux_erase.runware.ids import deterministic_uuid4
 from prefect_flux_erase.runware.media import ext_for_format, mime_for_format, sniff_mime

@@ -1,7 +1,7 @@
 """Serving the emulator with uvicorn: in a background thread (tests) or in the foreground (CLI).
 
 The server uses uvicorn protocols that hand each request its connection's transport (see
-:mod:`prefect_flux_erase.emulator.protocols`), which is how the app can reset a connection
+:mod:`prefect_flux_erase.emulator.http_protocols`), which is how the app can reset a connection
 without answering.
 
 Example:
@@ -31,7 +31,7 @@ import uvicorn
 from prefect_flux_erase.emulator.app import create_app
 from prefect_flux_erase.emulator.backend import EmulatorBackend
 from prefect_flux_erase.emulator.config import EmulatorConfig
-from prefect_flux_erase.emulator.protocols import protocol_class
+from prefect_flux_erase.emulator.http_protocols import protocol_class
 
 T = TypeVar("T")
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]

@@ -21,8 +21,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from prefect_flux_erase.emulator.envelopes import Outcome, error_object
-from prefect_flux_erase.emulator.protocol import TaskRejected, parse_inference
 from prefect_flux_erase.emulator.records import Generation, Prepared, TaskRecord
+from prefect_flux_erase.emulator.request_parsing import TaskRejected, parse_inference
 from prefect_flux_erase.emulator.runner import run_inference
 from prefect_flux_erase.engine.imageio import (
     DecodedImage,

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from prefect_flux_erase.emulator.config import EmulatorConfig
-from prefect_flux_erase.emulator.stats import Stats
+from prefect_flux_erase.emulator.counters import Stats
 
 logger = logging.getLogger(__name__)
 

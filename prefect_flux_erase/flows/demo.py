@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 
-from prefect_flux_erase.storage import join, write_bytes
+from prefect_flux_erase.storage.files import join, write_bytes
 
 #: Package folder of the sample photographs (``images/``) and masks (``masks/``).
 SAMPLE_PACKAGE = "prefect_flux_erase.sample_data"
@@ -51,7 +51,7 @@ def prepare_demo_inputs(root: str) -> DemoInputs:
         >>> prepare_demo_inputs("memory://doc/demo").rows
         4
     """
-    from prefect_flux_erase.pipeline.pairing import build_manifest
+    from prefect_flux_erase.manifest.pairing import build_manifest
 
     images, masks = join(root, "inputs", "images"), join(root, "inputs", "masks")
     for kind, target in (("images", images), ("masks", masks)):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from prefect_flux_erase.blocks.credentials import API_KEY_ENV, RunwareCredentials
-from prefect_flux_erase.pipeline.config import BACKENDS, DEFAULT_POLL_TIMEOUT
+from prefect_flux_erase.shards.job import BACKENDS, DEFAULT_POLL_TIMEOUT
 
 
 class RunConfigError(ValueError):

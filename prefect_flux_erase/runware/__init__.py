@@ -9,6 +9,7 @@ Example:
 """
 
 from prefect_flux_erase.runware.client import RunwareClient, run_sync
+from prefect_flux_erase.runware.client_stats import ClientStats, RetryEvent
 from prefect_flux_erase.runware.errors import (
     AuthenticationError,
     ConflictTaskUUIDError,
@@ -34,12 +35,11 @@ from prefect_flux_erase.runware.models import (
     Safety,
     build_task,
 )
-from prefect_flux_erase.runware.outcomes import TaskOutcome, TaskState
 from prefect_flux_erase.runware.polling import PollPolicy
 from prefect_flux_erase.runware.redaction import redact_text, redact_url
 from prefect_flux_erase.runware.responses import ResultItem, parse_reply
-from prefect_flux_erase.runware.retry import RetryPolicy, parse_retry_after
-from prefect_flux_erase.runware.stats import ClientStats, RetryEvent
+from prefect_flux_erase.runware.retry_policy import RetryPolicy, parse_retry_after
+from prefect_flux_erase.runware.task_outcome import TaskOutcome, TaskState
 
 __all__ = [
     "MODEL_ID",

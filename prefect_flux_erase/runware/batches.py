@@ -26,9 +26,9 @@ from prefect_flux_erase.runware.errors import (
     TransportError,
 )
 from prefect_flux_erase.runware.models import GetResponseTask, ImageInferenceTask
-from prefect_flux_erase.runware.outcomes import TaskOutcome
 from prefect_flux_erase.runware.polling import PollTracker
 from prefect_flux_erase.runware.responses import ErrorObject, ResultItem, dedupe
+from prefect_flux_erase.runware.task_outcome import TaskOutcome
 from prefect_flux_erase.runware.transport import ApiTransport, Exchange
 
 ACCOUNT_ERRORS = (AuthenticationError, InsufficientCreditsError)

@@ -27,6 +27,7 @@ import httpx
 from pydantic import SecretStr
 
 from prefect_flux_erase.runware.batches import poll_batch, submit_batch
+from prefect_flux_erase.runware.client_stats import ClientStats, RetryEvent
 from prefect_flux_erase.runware.errors import (
     AuthenticationError,
     ConflictTaskUUIDError,
@@ -39,12 +40,11 @@ from prefect_flux_erase.runware.ids import task_uuid as derive_task_uuid
 from prefect_flux_erase.runware.limiter import AdaptiveLimiter
 from prefect_flux_erase.runware.media import decode_inline, to_data_uri
 from prefect_flux_erase.runware.models import ImageInferenceTask, ImageUploadTask
-from prefect_flux_erase.runware.outcomes import TaskOutcome
 from prefect_flux_erase.runware.polling import PollPolicy, PollTracker
 from prefect_flux_erase.runware.redaction import redact_url
 from prefect_flux_erase.runware.responses import ResultItem, dedupe
-from prefect_flux_erase.runware.retry import RetryPolicy
-from prefect_flux_erase.runware.stats import ClientStats, RetryEvent
+from prefect_flux_erase.runware.retry_policy import RetryPolicy
+from prefect_flux_erase.runware.task_outcome import TaskOutcome
 from prefect_flux_erase.runware.transport import ApiTransport
 
 __all__ = [

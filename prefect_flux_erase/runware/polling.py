@@ -18,8 +18,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from prefect_flux_erase.runware.errors import RunwareError, TransientError
-from prefect_flux_erase.runware.outcomes import TaskOutcome
 from prefect_flux_erase.runware.responses import ResultItem
+from prefect_flux_erase.runware.task_outcome import TaskOutcome
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class PollPolicy:
         max_interval: Largest interval.
         timeout: Overall budget of one :meth:`RunwareClient.poll` call, in seconds.
         adaptive: Let the pipeline learn the first poll's delay from the batches it has seen
-            finish (:class:`~prefect_flux_erase.pipeline.cadence.FirstPollLearner`), starting
+            finish (:class:`~prefect_flux_erase.shards.first_poll.FirstPollLearner`), starting
             from ``initial_delay``: the first ``getResponse`` then goes out about when the
             results are ready, instead of too early (a wasted request) or too late (idle
             rows). :meth:`RunwareClient.poll` itself always follows the delays as given.

@@ -3,8 +3,8 @@
 One ``httpx.AsyncClient`` (its pool sized to the client's concurrency) carries every request.
 Each request waits for a slot of the :class:`~prefect_flux_erase.runware.limiter.AdaptiveLimiter`,
 is judged (a whole-request transient fault, or an answer for the client to read), and transient
-faults are retried with the :class:`~prefect_flux_erase.runware.retry.RetryPolicy`. Reading the
-answer task by task is the client's job; this layer never looks inside tasks.
+faults are retried with the :class:`~prefect_flux_erase.runware.retry_policy.RetryPolicy`.
+Reading the answer task by task is the client's job; this layer never looks inside tasks.
 
 What counts as a whole-request transient fault: no HTTP answer (connect/read timeout, reset,
 protocol error), HTTP 408/425/429/5xx, a 2xx body that is not JSON or has nothing readable, and
@@ -27,6 +27,7 @@ import orjson
 from pydantic import SecretStr
 
 from prefect_flux_erase._version import __version__
+from prefect_flux_erase.runware.client_stats import ClientStats, RetryEvent
 from prefect_flux_erase.runware.downloads import Download, Downloads
 from prefect_flux_erase.runware.errors import (
     PermanentError,
@@ -40,8 +41,7 @@ from prefect_flux_erase.runware.errors import (
 from prefect_flux_erase.runware.limiter import AdaptiveLimiter
 from prefect_flux_erase.runware.redaction import install_log_redaction, redact_text, redact_url
 from prefect_flux_erase.runware.responses import ErrorObject, Reply, parse_reply
-from prefect_flux_erase.runware.retry import RetryPolicy, parse_retry_after
-from prefect_flux_erase.runware.stats import ClientStats, RetryEvent
+from prefect_flux_erase.runware.retry_policy import RetryPolicy, parse_retry_after
 from prefect_flux_erase.runware.tls import shared_ssl_context
 
 logger = logging.getLogger(__name__)

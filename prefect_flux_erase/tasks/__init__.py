@@ -6,7 +6,7 @@ Example:
     3
 """
 
-from prefect_flux_erase.tasks.shard import poll_erase, submit_erase, upload_erased
-from prefect_flux_erase.tasks.single import aerase_image, erase_image
+from prefect_flux_erase.tasks.single_image import aerase_image, erase_image
+from prefect_flux_erase.tasks.stages import poll_erase, submit_erase, upload_erased
 
 __all__ = ["aerase_image", "erase_image", "poll_erase", "submit_erase", "upload_erased"]

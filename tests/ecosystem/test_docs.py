@@ -46,7 +46,7 @@ def code_error_codes() -> dict[str, str]:
 
     Example:
         >>> codes = code_error_codes()
-        >>> codes["inputNotFound"].endswith("storage.py")
+        >>> codes["inputNotFound"].endswith("storage/files.py")
         True
     """
     found: dict[str, str] = {}

@@ -116,9 +116,9 @@ def test_the_walk_finds_the_package_public_surface() -> None:
     assert "prefect_flux_erase.blocks.RunwareCredentials" in PUBLIC
     assert "prefect_flux_erase.runware.RunwareClient" in PUBLIC
     assert "prefect_flux_erase.emulator.EmulatorConfig" in PUBLIC
-    assert "prefect_flux_erase.storage.read_bytes" in PUBLIC  # a module's own __all__
-    assert "prefect_flux_erase.flows.manifest.erase_manifest" in PREFECT
-    assert "prefect_flux_erase.tasks.shard.submit_erase" in PREFECT
+    assert "prefect_flux_erase.storage.files.read_bytes" in PUBLIC  # a module's own __all__
+    assert "prefect_flux_erase.flows.manifest_flow.erase_manifest" in PREFECT
+    assert "prefect_flux_erase.tasks.stages.submit_erase" in PREFECT
     assert "prefect_flux_erase.blocks.settings.FluxEraseSettings" in PREFECT
 
 

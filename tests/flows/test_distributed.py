@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from prefect_flux_erase.flows import erase_manifest
-from tests.tasks.builders import write_bad_inputs, write_inputs, write_manifest
+from tests.fixtures.builders import write_bad_inputs, write_inputs, write_manifest
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

@@ -9,7 +9,7 @@ import pytest
 
 from prefect_flux_erase.flows import erase_images
 from prefect_flux_erase.flows.validation import RunConfigError
-from tests.tasks.builders import write_inputs
+from tests.fixtures.builders import write_inputs
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

@@ -12,8 +12,8 @@ from prefect_flux_erase import storage
 from prefect_flux_erase.blocks import FluxEraseSettings
 from prefect_flux_erase.emulator import EmulatorServer
 from prefect_flux_erase.flows import EraseSummary
-from prefect_flux_erase.pipeline.outcome import RESULT_COLUMNS
-from tests.tasks.builders import (
+from prefect_flux_erase.results.row_outcome import RESULT_COLUMNS
+from tests.fixtures.builders import (
     BAD_INPUT_CODES,
     make_bucket,
     s3_client,
@@ -21,7 +21,7 @@ from tests.tasks.builders import (
     write_inputs,
     write_manifest,
 )
-from tests.tasks.jobs import run_flow
+from tests.fixtures.jobs import run_flow
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -226,10 +226,10 @@ def test_rerun_of_a_finished_manifest_keeps_its_report_and_rewrites_a_stale_one(
 def test_interrupted_run_resumes_without_charging_twice(
     tmp_path: Path, emu: EmulatorServer
 ) -> None:
-    from prefect_flux_erase.flows.manifest import default_settings
-    from prefect_flux_erase.pipeline.config import compute_run_key
+    from prefect_flux_erase.flows.manifest_flow import default_settings
+    from prefect_flux_erase.shards.job import compute_run_key
     from prefect_flux_erase.tasks import submit_erase
-    from tests.tasks.jobs import make_job, shards_of
+    from tests.fixtures.jobs import make_job, shards_of
 
     root = str(tmp_path)
     manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 6))

@@ -11,8 +11,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 
 from prefect_flux_erase.emulator import EmulatorServer
-from tests.tasks.builders import write_bad_inputs, write_inputs, write_manifest
-from tests.tasks.jobs import TEST_KEY, run_flow
+from tests.fixtures.builders import write_bad_inputs, write_inputs, write_manifest
+from tests.fixtures.jobs import TEST_KEY, run_flow
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

@@ -31,9 +31,9 @@ from PIL import Image
 from prefect_flux_erase import storage
 from prefect_flux_erase.emulator import EmulatorServer
 from prefect_flux_erase.flows import erase_manifest
-from tests.reliability.corpus import SIDE, mask, photo, results, write_manifest
-from tests.tasks.builders import denying_get_object, make_bucket, s3_client
-from tests.tasks.jobs import FAST_POLL, FAST_RETRY, credentials_for
+from tests.fixtures.builders import denying_get_object, make_bucket, s3_client
+from tests.fixtures.corpus import SIDE, mask, photo, results, write_manifest
+from tests.fixtures.jobs import FAST_POLL, FAST_RETRY, credentials_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from prefect_flux_erase.emulator import EmulatorServer
-from tests.reliability.corpus import (
+from tests.fixtures.corpus import (
     assert_each_result_charged_once,
     cycled_rows,
     results,

@@ -18,8 +18,8 @@ from prefect_flux_erase.emulator import EmulatorServer
 from prefect_flux_erase.emulator.config import FAULT_KINDS
 from prefect_flux_erase.flows import erase_manifest
 from prefect_flux_erase.runware.polling import PollPolicy
-from prefect_flux_erase.runware.retry import RetryPolicy
-from tests.reliability.corpus import (
+from prefect_flux_erase.runware.retry_policy import RetryPolicy
+from tests.fixtures.corpus import (
     assert_each_result_charged_once,
     cycled_rows,
     results,

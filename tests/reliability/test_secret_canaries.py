@@ -29,9 +29,9 @@ from prefect.client.schemas.filters import (
 from prefect_flux_erase.blocks import RunwareCredentials
 from prefect_flux_erase.emulator import EmulatorServer
 from prefect_flux_erase.flows import erase_manifest
-from tests.reliability.corpus import mask, photo, results, write_manifest
-from tests.tasks.builders import make_bucket
-from tests.tasks.jobs import FAST_POLL, FAST_RETRY
+from tests.fixtures.builders import make_bucket
+from tests.fixtures.corpus import mask, photo, results, write_manifest
+from tests.fixtures.jobs import FAST_POLL, FAST_RETRY
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 

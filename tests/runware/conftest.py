@@ -24,7 +24,7 @@ from prefect_flux_erase.runware.ids import task_uuid
 from prefect_flux_erase.runware.media import to_data_uri
 from prefect_flux_erase.runware.models import ImageInferenceTask, build_task
 from prefect_flux_erase.runware.polling import PollPolicy
-from prefect_flux_erase.runware.retry import RetryPolicy
+from prefect_flux_erase.runware.retry_policy import RetryPolicy
 
 #: Size of the test photo: not a multiple of 8 or 16, to catch codecs that pad.
 PHOTO_SIZE = (301, 259)

@@ -25,7 +25,7 @@ from prefect_flux_erase.runware.errors import (
 from prefect_flux_erase.runware.ids import task_uuid
 from prefect_flux_erase.runware.media import to_data_uri
 from prefect_flux_erase.runware.models import ImageInferenceTask
-from prefect_flux_erase.runware.retry import RetryPolicy
+from prefect_flux_erase.runware.retry_policy import RetryPolicy
 from tests.runware.conftest import FAST_RETRY, PHOTO_SIZE, Receiver
 
 MakeTask = Callable[..., ImageInferenceTask]

@@ -11,7 +11,7 @@ import pytest
 
 from prefect_flux_erase.runware.limiter import AdaptiveLimiter
 from prefect_flux_erase.runware.polling import PollPolicy
-from prefect_flux_erase.runware.retry import RetryPolicy, parse_retry_after
+from prefect_flux_erase.runware.retry_policy import RetryPolicy, parse_retry_after
 
 
 def test_backoff_doubles_from_base_up_to_the_cap() -> None:

@@ -70,7 +70,7 @@ def test_httpx_request_log_lines_are_redacted(caplog: pytest.LogCaptureFixture) 
 def test_fsspec_http_records_and_their_tracebacks_are_redacted(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    import prefect_flux_erase.storage  # noqa: F401  (installs the filter for fsspec)
+    import prefect_flux_erase.storage.files  # noqa: F401  (installs the filter for fsspec)
 
     url = "http://127.0.0.1:9/b/o.jpg?X-Amz-Signature=c4n4ry5ig&X-Amz-Expires=60"
     caplog.set_level(logging.DEBUG, logger="fsspec.http")

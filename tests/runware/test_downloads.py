@@ -9,7 +9,7 @@ import pytest
 from prefect_flux_erase.runware.client import RunwareClient
 from prefect_flux_erase.runware.errors import PermanentError, TransportError
 from prefect_flux_erase.runware.responses import ResultItem
-from prefect_flux_erase.runware.retry import RetryPolicy
+from prefect_flux_erase.runware.retry_policy import RetryPolicy
 from tests.runware.conftest import Receiver
 
 NewClient = Callable[..., RunwareClient]

@@ -13,9 +13,9 @@ from prefect_flux_erase.emulator import EmulatorServer
 from prefect_flux_erase.runware.client import RunwareClient
 from prefect_flux_erase.runware.errors import RunwareError
 from prefect_flux_erase.runware.models import ImageInferenceTask
-from prefect_flux_erase.runware.outcomes import TaskOutcome
 from prefect_flux_erase.runware.responses import ResultItem
-from prefect_flux_erase.runware.retry import RetryPolicy
+from prefect_flux_erase.runware.retry_policy import RetryPolicy
+from prefect_flux_erase.runware.task_outcome import TaskOutcome
 from tests.runware.conftest import Received, Receiver
 
 MakeTask = Callable[..., ImageInferenceTask]

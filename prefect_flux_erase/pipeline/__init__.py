@@ -1,1 +1,0 @@
-"""The Prefect-free core of the manifest pipeline: rows in, row outcomes and results out."""

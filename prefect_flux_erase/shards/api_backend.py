@@ -1,0 +1,333 @@
+"""Where rows are erased: the Runware API (`RunwareBackend`) or the local engine (`LocalBackend`).
+
+Both speak the same three verbs to the shard stages, so the stages, the tickets and the results
+schema are the same whichever backend runs:
+
+- ``submit(prepared)``: send validated rows; returns their tickets (accepted, done or failed).
+- ``poll(tickets, timeout)``: wait for accepted rows; returns them done, failed or timed out.
+- ``fetch(ref)``: the bytes of a result that is only a URL.
+
+Inline outputs (base64 or data URIs from the API, images from the local engine) are written to
+their final location by the ``store`` callback as soon as they arrive, so no ticket and no task
+result ever carries image bytes. The backend is chosen explicitly; nothing falls back from one to
+the other.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol
+
+from prefect_flux_erase.runware.errors import (
+    AuthenticationError,
+    InsufficientCreditsError,
+    RunwareError,
+)
+from prefect_flux_erase.runware.models import MODEL_ID
+from prefect_flux_erase.runware.polling import PollPolicy
+from prefect_flux_erase.runware.redaction import redact_text
+from prefect_flux_erase.shards.first_poll import FirstPollLearner, learner_for
+from prefect_flux_erase.shards.rows import PreparedRow, ResultRef, RowTicket
+
+if TYPE_CHECKING:
+    from prefect_flux_erase.runware.client import RunwareClient
+    from prefect_flux_erase.runware.responses import ResultItem
+    from prefect_flux_erase.runware.task_outcome import TaskOutcome
+    from prefect_flux_erase.shards.job import ShardJob
+    from prefect_flux_erase.shards.local_backend import LocalBackend
+
+#: Polling of a shard: one getResponse request carries up to 32 tasks, so polling a whole
+#: shard early and often is cheap, and a finished row should not wait a second to be seen.
+#: A shard waits for its slowest row, so the second poll comes soon (0.1 s) and the interval
+#: then grows by half each time, to 5 s. Adaptive: the first poll's delay is learned from the
+#: batches seen finishing (:mod:`~prefect_flux_erase.shards.first_poll`), and the second poll
+#: comes 0.15 x that delay after the first (at most 0.1 s).
+PIPELINE_POLL_POLICY = PollPolicy(
+    initial_delay=0.2, interval=0.1, multiplier=1.5, max_interval=5.0, adaptive=True
+)
+
+#: Writes one output's bytes to its final place: (ticket, result index, bytes) -> URI.
+Store = Callable[[RowTicket, int, bytes], Awaitable[str]]
+
+
+class RunAborted(Exception):
+    """A fault that concerns the whole run, not a row (bad API key, no credits): stop the run.
+
+    Example:
+        >>> str(RunAborted("invalidApiKey", "The API key was rejected"))
+        'invalidApiKey: The API key was rejected'
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.code, self.message))
+
+
+class ShardBackend(Protocol):
+    """What the shard stages need from a backend (see the module docstring)."""
+
+    #: ``deliveryMethod`` to put in tasks (``None`` keeps the settings' choice).
+    delivery: str | None
+    #: Whether prepared rows must keep their decoded inputs (the local engine erases them).
+    keep_decoded: bool
+
+    async def __aenter__(self) -> ShardBackend: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def submit(self, prepared: Sequence[PreparedRow], store: Store) -> list[RowTicket]:
+        """Send validated rows; return one ticket per row."""
+        ...
+
+    async def poll(
+        self,
+        tickets: Sequence[RowTicket],
+        timeout: float,  # noqa: ASYNC109 - a budget with a defined result, not a cancel
+        store: Store,
+    ) -> list[RowTicket]:
+        """Wait for accepted rows until done, failed or ``timeout``; one ticket per row."""
+        ...
+
+    async def fetch(self, ticket: RowTicket, ref: ResultRef) -> bytes:
+        """Download one result that is only a URL."""
+        ...
+
+
+def _abort_if_run_wide(error: RunwareError, secret: str | None) -> None:
+    if isinstance(error, AuthenticationError | InsufficientCreditsError):
+        raise RunAborted(
+            error.code or type(error).__name__,
+            redact_text(error.message, [secret]),
+        )
+
+
+class RunwareBackend:
+    """Rows go to the Runware REST API (or anything speaking it, such as the emulator).
+
+    One :class:`~prefect_flux_erase.runware.client.RunwareClient` per stage task: one event
+    loop, one connection pool, one adaptive in-flight limiter shared by the shard's rows.
+
+    Example:
+        ```python
+        async with RunwareBackend(job) as backend:
+            tickets = await backend.submit(prepared, store)
+        ```
+    """
+
+    keep_decoded = False
+
+    def __init__(self, job: ShardJob, client: RunwareClient | None = None) -> None:
+        from prefect_flux_erase.blocks.credentials import RunwareCredentials
+
+        self.job = job
+        # Async delivery unless the settings ask for sync: an ack comes back at once and the
+        # shard's other rows keep the in-flight window busy while the model works.
+        self.delivery: str | None = job.settings.delivery_method or "async"
+        credentials = job.credentials or RunwareCredentials()
+        self._secret = (
+            credentials.api_key.get_secret_value() if credentials.api_key is not None else None
+        )
+        options: dict[str, Any] = {
+            "max_connections": job.concurrency,
+            "poll_policy": job.poll_policy or PIPELINE_POLL_POLICY,
+        }
+        if job.retry_policy is not None:
+            options["retry_policy"] = job.retry_policy
+        self._client = client or credentials.get_client(**options)
+        self._owns_client = client is None
+
+    async def __aenter__(self) -> RunwareBackend:
+        if self._owns_client:
+            await self._client.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._owns_client:
+            await self._client.__aexit__(exc_type, exc, tb)
+
+    async def _settle(self, ticket: RowTicket, outcome: TaskOutcome, store: Store) -> RowTicket:
+        now = time.time()
+        if outcome.state == "done":
+            refs = []
+            for k, item in enumerate(outcome.results):
+                refs.append(await self._ref(ticket, k, item, store))
+            return replace(ticket, state="done", results=tuple(refs), finished=now)
+        if outcome.state in ("accepted", "conflict"):
+            return replace(
+                ticket, state="accepted", resumed=ticket.resumed or outcome.state == "conflict"
+            )
+        error = outcome.error
+        if outcome.state == "timeout":
+            return ticket.failed(
+                "pollTimeout",
+                f"the task was still running after {self.job.poll_timeout:.0f} s of polling; "
+                "raise poll_timeout (erase_manifest(poll_timeout=...) or --poll-timeout)",
+            )
+        if error is None:  # a failed outcome without an error object: keep the row, say so
+            return ticket.failed("unknownError", "the API reported a failure without details")
+        _abort_if_run_wide(error, self._secret)
+        message = redact_text(error.message, [self._secret])
+        if error.parameter:
+            message = f"{message} (parameter {error.parameter})"
+        if not outcome.definite:
+            # No answer for this very task: it may have run. Resubmit under the same taskUUID
+            # (a duplicate is answered with conflictTaskUUID, never charged twice).
+            return replace(
+                ticket,
+                state="pending",
+                error_code=error.code,
+                error_message=message,
+                retryable=True,
+            )
+        return ticket.failed(error.code or "unknownError", message, retryable=error.retryable)
+
+    async def _ref(self, ticket: RowTicket, k: int, item: ResultItem, store: Store) -> ResultRef:
+        if item.image_url or ticket.upload_url:
+            # A URL is fetched by the upload stage; with uploadEndpoint the bytes are already
+            # at the user's presigned target.
+            return ResultRef(image_uuid=item.image_uuid, url=item.image_url, cost=item.cost)
+        data = await self._client.fetch_output(item)
+        return ResultRef(
+            image_uuid=item.image_uuid, written_uri=await store(ticket, k, data), cost=item.cost
+        )
+
+    async def submit(self, prepared: Sequence[PreparedRow], store: Store) -> list[RowTicket]:
+        """Submit a window of validated rows in batched requests (see :class:`ShardBackend`)."""
+        if not prepared:
+            return []
+        started = time.time()
+        outcomes = await self._client.submit([p.task for p in prepared])
+        tickets = []
+        for p in prepared:
+            ticket = replace(
+                p.ticket,
+                started=p.ticket.started or started,
+                sent_at=started,
+                submits=p.ticket.submits + 1,
+            )
+            outcome = outcomes.get(p.task.task_uuid)
+            if outcome is None:
+                tickets.append(
+                    replace(
+                        ticket,
+                        state="pending",
+                        retryable=True,
+                        error_code="missingReply",
+                        error_message="the API's reply did not mention this task",
+                    )
+                )
+                continue
+            tickets.append(await self._settle(ticket, outcome, store))
+        return tickets
+
+    async def poll(
+        self,
+        tickets: Sequence[RowTicket],
+        timeout: float,  # noqa: ASYNC109 - a budget with a defined result, not a cancel
+        store: Store,
+    ) -> list[RowTicket]:
+        """Poll accepted rows with ``getResponse`` until each ends (see :class:`ShardBackend`)."""
+        if not tickets:
+            return []
+        n = self.job.settings.number_results
+        expected = {t.task_uuid: n for t in tickets if t.task_uuid}
+        policy, learn = self._policy_since(tickets)
+        rounds: list[tuple[float, int]] = []  # (when, rows still running) after each round
+        outcomes = await self._client.poll(
+            expected,
+            timeout=timeout,
+            policy=policy,
+            on_round=lambda _round, left: rounds.append((time.time(), left)),
+        )
+        if learn is not None and rounds:
+            first_delay, sent = learn
+            running = [when - sent for when, left in rounds if left]
+            self._learner.observe(
+                first_delay,
+                finished_at_first=rounds[0][1] == 0,
+                seen_after=time.time() - sent,
+                running_after=max(running, default=0.0),
+            )
+        settled = []
+        for ticket in tickets:
+            outcome = outcomes.get(ticket.task_uuid or "")
+            if outcome is None:
+                settled.append(
+                    ticket.failed("missingReply", "polling ended without news of this task")
+                )
+                continue
+            settled.append(await self._settle(ticket, outcome, store))
+        return settled
+
+    @property
+    def _learner(self) -> FirstPollLearner:
+        return learner_for(self._client.base_url, MODEL_ID)
+
+    def _policy_since(
+        self, tickets: Sequence[RowTicket]
+    ) -> tuple[PollPolicy, tuple[float, float] | None]:
+        """The cadence for these tickets, and what to learn from it (first delay, sent at).
+
+        The first wait counts from the last submission, not from now: the poll stage starts a
+        moment after the submit stage ended (a task run in between), and waiting the whole
+        delay again would leave finished rows unseen that long. With an adaptive policy the
+        delay is the learned one, and the batch teaches the learner only when its first poll
+        goes out at that planned time (a resumed shard polled long after its submission says
+        nothing about latency).
+        """
+        policy = self._client.poll_policy
+        sent = [t.sent_at for t in tickets if t.sent_at is not None]
+        if not sent:
+            return policy, None
+        last = max(sent)
+        waited = max(0.0, time.time() - last)
+        first = self._learner.first_delay(policy.initial_delay) if policy.adaptive else None
+        delay = policy.initial_delay if first is None else first
+        if first is not None:
+            # A miss should cost a fraction of the latency, not a fixed interval.
+            policy = replace(policy, interval=min(policy.interval, max(0.02, 0.15 * first)))
+        policy = replace(policy, initial_delay=max(0.0, delay - waited))
+        learn = (delay, last) if first is not None and waited < delay else None
+        return policy, learn
+
+    async def fetch(self, ticket: RowTicket, ref: ResultRef) -> bytes:
+        """Download a result URL through the client (retries, redaction, limits)."""
+        from prefect_flux_erase.runware.responses import ResultItem
+
+        item = ResultItem.model_validate(
+            {"taskUUID": ticket.task_uuid, "imageUUID": ref.image_uuid, "imageURL": ref.url}
+        )
+        return await self._client.fetch_output(item)
+
+
+def open_backend(job: ShardJob) -> RunwareBackend | LocalBackend:
+    """The backend ``job.backend`` names (explicit: no fallback from one to the other).
+
+    Example:
+        ```python
+        async with open_backend(job) as backend:
+            ...
+        ```
+    """
+    if job.backend == "runware":
+        return RunwareBackend(job)
+    from prefect_flux_erase.shards.local_backend import LocalBackend
+
+    return LocalBackend(job)

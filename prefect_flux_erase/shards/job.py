@@ -1,0 +1,140 @@
+"""`ShardJob`: everything a shard stage needs to know, small enough to travel to any worker.
+
+One `ShardJob` is built per run by the flow and handed, with a `Shard`, to each stage task. It
+is a frozen dataclass of plain values and two pydantic blocks, so it pickles to Dask or Ray
+workers; it holds no open clients, no image bytes and no manifest rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from prefect_flux_erase.runware.ids import run_key as derive_run_key
+
+if TYPE_CHECKING:
+    from prefect_flux_erase.blocks.credentials import RunwareCredentials
+    from prefect_flux_erase.blocks.settings import FluxEraseSettings
+    from prefect_flux_erase.manifest.plan import ManifestSpec
+    from prefect_flux_erase.runware.polling import PollPolicy
+    from prefect_flux_erase.runware.retry_policy import RetryPolicy
+
+Backend = Literal["local", "runware"]
+BACKENDS: tuple[str, ...] = ("local", "runware")
+
+#: Default seconds a row may stay unfinished on the server before it fails with ``pollTimeout``.
+DEFAULT_POLL_TIMEOUT = 900.0
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """The run-wide parameters of shard processing (one per flow run, shared by all shards).
+
+    Attributes:
+        manifest: Where the rows come from (URI, columns, storage options).
+        output: Root URI of the run's outputs (``images/``, ``_parts/``, ``results.parquet``).
+        run_key: Names the run; with a row key and an attempt it derives the row's taskUUID.
+        backend: ``"runware"`` (the API, or the emulator at another base URL) or ``"local"``.
+        settings: The FLUX Erase options every row is sent with.
+        credentials: API key and base URL for the ``runware`` backend.
+        output_storage_options: fsspec options for ``output`` (the manifest's are in ``manifest``).
+        input_storage_options: fsspec options for the image and mask URIs of the rows.
+        concurrency: Rows in flight at once inside one shard (HTTP requests, engine calls).
+        max_attempts: Task UUIDs a row may use: a transient task failure starts a new attempt.
+        pass_urls: Send public http(s) inputs as URLs instead of inline bytes.
+        poll_timeout: Seconds a submitted row may stay unfinished before it fails.
+        concurrency_limit: Name of a Prefect global concurrency limit capping in-flight requests.
+        upload_url_column: Manifest column holding a presigned URL per row (``uploadEndpoint``).
+        local_engine: Engine name for the ``local`` backend (``get_engine(name)``).
+        local_executor: Where the local engine runs: a ``"thread"`` or ``"process"`` pool.
+        poll_policy: Cadence of ``getResponse`` polling (the client's default when ``None``).
+        retry_policy: Backoff of the client's per-request retries (its default when ``None``).
+        api_slots: Shards of this run allowed at the API at once in this process, so that
+            one more can read and validate its rows ahead
+            (:mod:`~prefect_flux_erase.shards.api_slots`); ``None`` (the default) for no
+            gate. The flow sets it.
+        slots_key: Names the run's slots (one flow run, one key).
+
+    Example:
+        >>> from prefect_flux_erase.blocks import FluxEraseSettings
+        >>> job = ShardJob(manifest=None, output="memory://out", run_key="k",  # type: ignore
+        ...                backend="local", settings=FluxEraseSettings())
+        >>> job.images_root
+        'memory://out/images'
+    """
+
+    manifest: ManifestSpec
+    output: str
+    run_key: str
+    backend: Backend
+    settings: FluxEraseSettings
+    credentials: RunwareCredentials | None = None
+    output_storage_options: Mapping[str, Any] | None = None
+    input_storage_options: Mapping[str, Any] | None = None
+    concurrency: int = 16
+    max_attempts: int = 3
+    pass_urls: bool = False
+    poll_timeout: float = DEFAULT_POLL_TIMEOUT
+    concurrency_limit: str | None = None
+    upload_url_column: str | None = "upload_url"
+    local_engine: str = "local"
+    local_executor: Literal["thread", "process"] = "thread"
+    poll_policy: PollPolicy | None = None
+    retry_policy: RetryPolicy | None = None
+    api_slots: int | None = None
+    slots_key: str = ""
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {self.backend!r}")
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1; got {self.concurrency}")
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1; got {self.max_attempts}")
+        if self.poll_timeout <= 0:
+            raise ValueError(f"poll_timeout must be > 0 seconds; got {self.poll_timeout}")
+
+    @property
+    def images_root(self) -> str:
+        """Where erased images are written: ``{output}/images``."""
+        from prefect_flux_erase.storage.files import join
+
+        return join(self.output, "images")
+
+    def __repr__(self) -> str:
+        # The dataclass repr would include every field; keep it short and secret-free.
+        return (
+            f"ShardJob(output={self.output!r}, run_key={self.run_key!r}, "
+            f"backend={self.backend!r}, concurrency={self.concurrency})"
+        )
+
+
+def compute_run_key(
+    *,
+    manifest: str,
+    output: str,
+    settings: FluxEraseSettings,
+    backend: str,
+    columns: Mapping[str, Any] | None = None,
+) -> str:
+    """The run key of a manifest run: same manifest, output, options and backend, same key.
+
+    The settings part is the wire options the rows are sent with, so changing any option (or
+    the backend, or which columns are read) starts a fresh run instead of resuming an old one.
+
+    Example:
+        >>> from prefect_flux_erase.blocks import FluxEraseSettings
+        >>> a = compute_run_key(manifest="m.parquet", output="out", backend="local",
+        ...                     settings=FluxEraseSettings())
+        >>> b = compute_run_key(manifest="m.parquet", output="out", backend="local",
+        ...                     settings=FluxEraseSettings(dilate_pixels=20))
+        >>> a != b, len(a)
+        (True, 32)
+    """
+    options: dict[str, Any] = {
+        "wire": settings.wire_options(),
+        "backend": backend,
+        "columns": dict(columns or {}),
+    }
+    return derive_run_key(manifest=manifest, output=output, settings=options)
