@@ -187,7 +187,7 @@ class _ProgressView:
 def _erase(manifest: str, output: str, label: str, **options: Any) -> tuple[int, Any]:
     """Run erase_manifest with a progress view; (exit code, summary or None)."""
     from prefect_flux_erase.flows import erase_manifest
-    from prefect_flux_erase.flows.progress import listen
+    from prefect_flux_erase.run.progress import listen
 
     with _ProgressView(label) as view, listen(view):
         state = erase_manifest(manifest, output, return_state=True, **options)
@@ -197,19 +197,23 @@ def _erase(manifest: str, output: str, label: str, **options: Any) -> tuple[int,
         summary = None
     if state.is_completed():
         return 0, summary
+    from prefect_flux_erase.run.manifest_run import TooManyFailedRows
+
     exc = summary if isinstance(summary, BaseException) else None
     if exc is not None and _is_config_error(exc):
         print(f"flux-erase: {exc}", file=sys.stderr)
         return 2, None
-    print(f"flux-erase: {state.message or exc}", file=sys.stderr)
-    return 1, summary if not isinstance(summary, BaseException) else None
+    print(f"flux-erase: {exc or state.message}", file=sys.stderr)
+    if isinstance(exc, TooManyFailedRows):
+        return 1, exc.summary
+    return 1, None
 
 
 def _is_config_error(exc: BaseException) -> bool:
     from pydantic import ValidationError
 
-    from prefect_flux_erase.flows.validation import RunConfigError
     from prefect_flux_erase.manifest.plan import ManifestError
+    from prefect_flux_erase.run.spec import RunConfigError
     from prefect_flux_erase.runware.errors import AuthenticationError, InvalidOptionError
 
     return isinstance(
@@ -237,19 +241,21 @@ def cmd_run(argv: Sequence[str]) -> int:
         ```
     """
     args = run_parser().parse_args(list(argv))
-    from prefect_flux_erase.flows.validation import check_run_options, resolve_credentials
+    from prefect_flux_erase.run.spec import RunSpec
 
     settings = _settings(args)
-    credentials = resolve_credentials(args.backend, _credentials(args))
-    check_run_options(
+    credentials = _credentials(args)
+    RunSpec(
+        args.manifest,
+        args.output,
         backend=args.backend,
+        runware=credentials.to_config() if credentials is not None else None,
         shard_size=args.shard_size,
         concurrency=args.concurrency,
         max_shards_in_flight=args.max_shards_in_flight,
-        max_attempts=3,
         max_failed_fraction=args.max_failed_fraction,
         poll_timeout=args.poll_timeout,
-    )
+    ).check()
     where = f" at {credentials.base_url}" if credentials is not None else " (offline)"
     print(f"flux-erase: backend {args.backend}{where}", file=sys.stderr)
     code, summary = _erase(

@@ -1,31 +1,32 @@
-"""`RunwareCredentials`: the API key, endpoint and timeouts for the Runware inference API."""
+"""`RunwareCredentials`: the Runware API key, endpoint and timeouts as a Prefect block.
+
+A thin wrapper: the fields, their defaults (``RUNWARE_API_KEY`` / ``RUNWARE_BASE_URL``) and the
+client they open are the core's :class:`~prefect_flux_erase.runware.config.RunwareConfig`; the
+block adds what Prefect needs (its type name, slug, ``get_client``) and
+:meth:`RunwareCredentials.to_config`, which hands the pipeline a plain model.
+"""
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 from prefect.blocks.abstract import CredentialsBlock
-from pydantic import Field, HttpUrl, SecretStr, field_validator
+from pydantic import HttpUrl
+
+from prefect_flux_erase.runware.config import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
+    DEFAULT_BASE_URL,
+    RunwareConfig,
+)
 
 if TYPE_CHECKING:
     from prefect_flux_erase.runware.client import RunwareClient
 
-DEFAULT_BASE_URL = "https://api.runware.ai/v1"
-API_KEY_ENV = "RUNWARE_API_KEY"
-BASE_URL_ENV = "RUNWARE_BASE_URL"
+__all__ = ["API_KEY_ENV", "BASE_URL_ENV", "DEFAULT_BASE_URL", "RunwareCredentials"]
 
 
-def _env_base_url() -> str:
-    return os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
-
-
-def _env_api_key() -> SecretStr | None:
-    key = os.environ.get(API_KEY_ENV)
-    return SecretStr(key) if key else None
-
-
-class RunwareCredentials(CredentialsBlock):
+class RunwareCredentials(CredentialsBlock, RunwareConfig):
     """Credentials and connection settings for the Runware API (or the project's emulator).
 
     The API key is a ``SecretStr``: it is unwrapped only inside :meth:`get_client` and never
@@ -50,40 +51,15 @@ class RunwareCredentials(CredentialsBlock):
     _documentation_url = HttpUrl("https://runware.ai/docs/models/bfl-flux-erase")
     _description = "Credentials for the Runware inference API (FLUX Erase)."
 
-    api_key: SecretStr | None = Field(
-        default_factory=_env_api_key,
-        description="Runware API key; defaults to the RUNWARE_API_KEY environment variable.",
-    )
-    base_url: str = Field(
-        default_factory=_env_base_url,
-        # Validate the environment's value too (a trailing slash, a missing scheme).
-        validate_default=True,
-        description=(
-            "Endpoint of the REST API; point it at `flux-erase emulator` for offline runs. "
-            "Defaults to RUNWARE_BASE_URL or https://api.runware.ai/v1."
-        ),
-    )
-    timeout: float = Field(
-        default=120.0,
-        gt=0,
-        description="Seconds to wait for one HTTP response (sync deliveries can take a minute).",
-    )
-    connect_timeout: float = Field(
-        default=10.0, gt=0, description="Seconds to wait for a connection to open."
-    )
-    max_retries: int = Field(
-        default=5,
-        ge=0,
-        le=20,
-        description="Retries of a request after a transient fault (429, 5xx, timeout, reset).",
-    )
+    def to_config(self) -> RunwareConfig:
+        """The same settings as the core's plain model, which the pipeline runs with.
 
-    @field_validator("base_url")
-    @classmethod
-    def _check_base_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must be an http(s) URL; got {value!r}")
-        return value.rstrip("/")
+        Example:
+            >>> config = RunwareCredentials(api_key="k", base_url="http://h/v1").to_config()
+            >>> type(config).__name__, config.base_url
+            ('RunwareConfig', 'http://h/v1')
+        """
+        return self.plain()
 
     def get_client(self, *args: Any, **kwargs: Any) -> RunwareClient:
         """Return a new :class:`~prefect_flux_erase.runware.client.RunwareClient`.
@@ -96,20 +72,4 @@ class RunwareCredentials(CredentialsBlock):
                 ...
             ```
         """
-        from prefect_flux_erase.runware.client import RunwareClient
-        from prefect_flux_erase.runware.errors import AuthenticationError
-
-        if self.api_key is None or not self.api_key.get_secret_value():
-            raise AuthenticationError(
-                "No Runware API key: pass RunwareCredentials(api_key=...), load a saved block, "
-                f"or set {API_KEY_ENV}",
-                code="missingApiKey",
-            )
-        options: dict[str, Any] = {
-            "base_url": self.base_url,
-            "timeout": self.timeout,
-            "connect_timeout": self.connect_timeout,
-            "max_retries": self.max_retries,
-        }
-        options.update(kwargs)
-        return RunwareClient(self.api_key, **options)
+        return self.open_client(**kwargs)

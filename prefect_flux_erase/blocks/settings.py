@@ -1,22 +1,25 @@
-"""`FluxEraseSettings`: every option of the FLUX Erase API page, with the page's defaults."""
+"""`FluxEraseSettings`: the FLUX Erase options as a Prefect block (saved in the UI, reused).
+
+A thin wrapper: the fields, their validation and the wire mapping are the core's
+:class:`~prefect_flux_erase.runware.options.EraseOptions`; the block adds only what Prefect needs
+(its type name, slug, description) and :meth:`FluxEraseSettings.to_options`, which hands the
+pipeline a plain model.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
 from prefect.blocks.core import Block
-from pydantic import Field, HttpUrl, model_validator
+from pydantic import HttpUrl
 
-from prefect_flux_erase.runware.models import ImageInferenceTask, build_task
-
-_PLACEHOLDER_UUID = "00000000-0000-4000-8000-000000000000"
+from prefect_flux_erase.runware.options import EraseOptions
 
 
-class FluxEraseSettings(Block):
+class FluxEraseSettings(Block, EraseOptions):
     """The FLUX Erase options, validated with the model page's ranges and defaults.
 
     Saved in the Prefect UI and reused by flows. An invalid value fails at construction with a
-    message naming the wire field, the allowed range or values, and the value given.
+    message naming the wire field, the allowed range or values, and the value given. Every
+    field, default and check is :class:`~prefect_flux_erase.runware.options.EraseOptions`'s.
 
     Example:
         ```python
@@ -34,126 +37,12 @@ class FluxEraseSettings(Block):
     _documentation_url = HttpUrl("https://runware.ai/docs/models/bfl-flux-erase")
     _description = "Options of Black Forest Labs' FLUX Erase model (bfl:flux@erase) on Runware."
 
-    dilate_pixels: int = Field(
-        default=10,
-        description=(
-            "settings.dilatePixels (0-50): grow the mask outward by this many pixels before "
-            "erasing. 10 for SAM-style masks; 15-20 for hair, fur or smoke."
-        ),
-    )
-    output_type: Literal["URL", "base64Data", "dataURI"] = Field(
-        default="URL", description="outputType: how results come back (URL, base64Data, dataURI)."
-    )
-    output_format: Literal["JPG", "PNG", "WEBP"] = Field(
-        default="JPG", description="outputFormat: JPG, PNG (keeps alpha) or WEBP (keeps alpha)."
-    )
-    output_quality: int = Field(
-        default=95, description="outputQuality (20-99): compression quality of the output."
-    )
-    number_results: int = Field(
-        default=1, description="numberResults (1-20): results per image, each with its own seed."
-    )
-    delivery_method: Literal["sync", "async"] | None = Field(
-        default=None,
-        description=(
-            "deliveryMethod: 'sync' or 'async'. Unset, the API's default (sync) applies to single "
-            "images and the manifest pipeline uses async delivery with getResponse polling."
-        ),
-    )
-    include_cost: bool = Field(
-        default=False, description="includeCost: report each result's cost in USD."
-    )
-    ttl: int | None = Field(
-        default=None,
-        description="ttl (>= 60 s): lifetime of result URLs; only with outputType URL.",
-    )
-    check_content: bool = Field(
-        default=False, description="safety.checkContent: enable content safety checking."
-    )
-    safety_mode: Literal["none", "fast"] | None = Field(
-        default=None, description="safety.mode: 'none' or 'fast' (a single check)."
-    )
-    webhook_url: str | None = Field(
-        default=None, description="webhookURL: POST each finished result to this URL."
-    )
-    upload_endpoint: str | None = Field(
-        default=None,
-        description="uploadEndpoint: PUT each output's bytes to this (presigned) URL.",
-    )
-
-    @model_validator(mode="after")
-    def _validate_as_wire_task(self) -> FluxEraseSettings:
-        # One validation path: build the wire task (raises InvalidOptionError, a ValueError).
-        self.to_task(_PLACEHOLDER_UUID, image="x", mask="x")
-        return self
-
-    def wire_options(self) -> dict[str, Any]:
-        """The options as wire fields, omitting those equal to the API's own defaults.
+    def to_options(self) -> EraseOptions:
+        """The same options as the core's plain model, which the pipeline runs with.
 
         Example:
-            >>> FluxEraseSettings(output_format="PNG").wire_options()
-            {'outputFormat': 'PNG'}
+            >>> options = FluxEraseSettings(dilate_pixels=20).to_options()
+            >>> type(options).__name__, options.dilate_pixels
+            ('EraseOptions', 20)
         """
-        options: dict[str, Any] = {}
-        defaults = {
-            "outputType": "URL",
-            "outputFormat": "JPG",
-            "outputQuality": 95,
-            "numberResults": 1,
-            "includeCost": False,
-        }
-        values = {
-            "outputType": self.output_type,
-            "outputFormat": self.output_format,
-            "outputQuality": self.output_quality,
-            "numberResults": self.number_results,
-            "includeCost": self.include_cost,
-            "deliveryMethod": self.delivery_method,
-            "ttl": self.ttl,
-            "webhookURL": self.webhook_url,
-            "uploadEndpoint": self.upload_endpoint,
-        }
-        for key, value in values.items():
-            if value is not None and defaults.get(key, object()) != value:
-                options[key] = value
-        if self.dilate_pixels != 10:
-            options["settings"] = {"dilatePixels": self.dilate_pixels}
-        safety: dict[str, Any] = {}
-        if self.check_content:
-            safety["checkContent"] = True
-        if self.safety_mode is not None:
-            safety["mode"] = self.safety_mode
-        if safety:
-            options["safety"] = safety
-        return options
-
-    def to_task(
-        self,
-        task_uuid: str,
-        *,
-        image: str,
-        mask: str,
-        overrides: dict[str, Any] | None = None,
-    ) -> ImageInferenceTask:
-        """Build the validated ``imageInference`` task for one image and mask.
-
-        ``overrides`` are wire fields that win over the block's (e.g. a row's own
-        ``{"settings": {"dilatePixels": 20}}`` or ``{"deliveryMethod": "async"}``).
-
-        Example:
-            >>> s = FluxEraseSettings(output_format="WEBP")
-            >>> s.to_task("3f9a3c3e-2b7e-4a51-9d1b-6d6f0a2f8e11", image="a", mask="b",
-            ...           overrides={"settings": {"dilatePixels": 20}}).to_wire()["settings"]
-            {'dilatePixels': 20}
-        """
-        wire: dict[str, Any] = {
-            "taskUUID": task_uuid,
-            "inputs": {"image": image, "mask": mask},
-            **self.wire_options(),
-        }
-        for key, value in (overrides or {}).items():
-            if isinstance(value, dict) and isinstance(wire.get(key), dict):
-                wire[key] = {**wire[key], **value}
-            else:
-                wire[key] = value
-        return build_task(wire)
+        return EraseOptions.model_validate(self.model_dump(include=set(EraseOptions.model_fields)))

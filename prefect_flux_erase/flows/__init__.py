@@ -8,6 +8,6 @@ Example:
 
 from prefect_flux_erase.flows.image_list import erase_images
 from prefect_flux_erase.flows.manifest_flow import erase_manifest
-from prefect_flux_erase.flows.summary import EraseSummary
+from prefect_flux_erase.results.summary import EraseSummary
 
 __all__ = ["EraseSummary", "erase_images", "erase_manifest"]

@@ -11,12 +11,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import flow
-from prefect.client.schemas.objects import State
-from prefect.states import Failed
 
 from prefect_flux_erase.flows.manifest_flow import erase_manifest
-from prefect_flux_erase.flows.summary import EraseSummary
-from prefect_flux_erase.flows.validation import RunConfigError
+from prefect_flux_erase.results.summary import EraseSummary
+from prefect_flux_erase.run.spec import RunConfigError
 from prefect_flux_erase.storage.files import join, write_bytes
 
 
@@ -96,7 +94,7 @@ def erase_images(
     pairs: Sequence[tuple[str, str] | Mapping[str, Any]],
     output: str,
     **options: Any,
-) -> EraseSummary | State[Any]:
+) -> EraseSummary:
     """Erase a list of image/mask URI pairs: a small manifest, then :func:`erase_manifest`.
 
     Args:
@@ -104,6 +102,10 @@ def erase_images(
             optionally ``key`` and ``dilate_pixels``.
         output: Root URI of the outputs (the manifest is written under ``_inputs/``).
         **options: Any option of :func:`erase_manifest` (``backend``, ``settings``, …).
+
+    Raises:
+        TooManyFailedRows: as :func:`erase_manifest` (the subflow's exception, with its
+            ``summary``).
 
     Example:
         ```python
@@ -118,9 +120,5 @@ def erase_images(
     options = {**options, "key_column": "row_key"}
     if out_options is not None and options.get("storage_options") is None:
         options["storage_options"] = out_options
-    state: State[Any] = erase_manifest(manifest, output, return_state=True, **options)
-    if state.is_completed():
-        summary: EraseSummary = state.result()
-        return summary
-    # A fresh state: the subflow's own would be returned as a value, not adopted as the result.
-    return Failed(message=state.message)
+    summary: EraseSummary = erase_manifest(manifest, output, **options)
+    return summary

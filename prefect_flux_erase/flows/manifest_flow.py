@@ -1,44 +1,44 @@
-"""`erase_manifest`: erase every row of a Parquet manifest, resumably, and report on it."""
+"""`erase_manifest`: the Prefect flow over the core's front door.
+
+A thin adapter: it turns the blocks into the core's plain models, runs
+:func:`~prefect_flux_erase.run.manifest_run.execute_run` with
+:class:`~prefect_flux_erase.flows.shard_driver.PrefectShardExecutor` (a Prefect task run per
+shard stage), and shows the run as Prefect artifacts. Every rule of the run is the core's.
+"""
 
 from __future__ import annotations
 
-import time
-import uuid
-from dataclasses import replace
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import State
-from prefect.states import Completed, Failed
+from prefect.states import Completed
 
-from prefect_flux_erase.blocks.credentials import RunwareCredentials
+from prefect_flux_erase.blocks.credentials import API_KEY_ENV, RunwareCredentials
 from prefect_flux_erase.blocks.settings import FluxEraseSettings
-from prefect_flux_erase.flows.progress import Progress, current_listener, report_progress
-from prefect_flux_erase.flows.shard_driver import drive_shards, thread_runner_allows
-from prefect_flux_erase.flows.summary import EraseSummary, ProgressArtifact, publish_summary
-from prefect_flux_erase.flows.validation import (
-    check_concurrency_limit,
-    check_run_options,
-    resolve_credentials,
-)
-from prefect_flux_erase.manifest.keys import mark_duplicate_keys
-from prefect_flux_erase.manifest.plan import ManifestSpec, plan_manifest
+from prefect_flux_erase.flows.artifacts import ProgressArtifact, publish_summary
+from prefect_flux_erase.flows.concurrency_limit import check_concurrency_limit
+from prefect_flux_erase.flows.shard_driver import PrefectShardExecutor
+from prefect_flux_erase.results.summary import EraseSummary
+from prefect_flux_erase.run.manifest_run import execute_run
+from prefect_flux_erase.run.progress import Progress
+from prefect_flux_erase.run.spec import RunConfigError, RunSpec, default_options
+from prefect_flux_erase.runware.config import RunwareConfig
 from prefect_flux_erase.runware.polling import PollPolicy
-from prefect_flux_erase.runware.redaction import redact_url
 from prefect_flux_erase.runware.retry_policy import RetryPolicy
-from prefect_flux_erase.shards.api_slots import forget as forget_slots
-from prefect_flux_erase.shards.job import DEFAULT_POLL_TIMEOUT, ShardJob, compute_run_key
-from prefect_flux_erase.shards.stages import ShardReport
+from prefect_flux_erase.shards.job import DEFAULT_POLL_TIMEOUT
 
 
 def default_settings() -> FluxEraseSettings:
-    """The pipeline's default options: the API's defaults, plus ``includeCost`` to report spend.
+    """The pipeline's default options as a block (the core's
+    :func:`~prefect_flux_erase.run.spec.default_options`): the API's defaults, plus
+    ``includeCost`` to report spend.
 
     Example:
         >>> default_settings().include_cost
         True
     """
-    return FluxEraseSettings(include_cost=True)
+    return FluxEraseSettings(**default_options().model_dump())
 
 
 @flow(name="erase_manifest", log_prints=False, validate_parameters=False)
@@ -107,181 +107,106 @@ def erase_manifest(
         local_engine: Engine of the ``local`` backend.
 
     Returns:
-        An :class:`~prefect_flux_erase.flows.summary.EraseSummary` when the run is within
-        ``max_failed_fraction``; otherwise the flow run ends ``Failed`` with the counts and the
-        results location in its message.
+        An :class:`~prefect_flux_erase.results.summary.EraseSummary` when the run is within
+        ``max_failed_fraction``.
+
+    Raises:
+        TooManyFailedRows: more rows failed than ``max_failed_fraction`` allows (the flow run
+            ends ``Failed``); its ``summary`` holds the counts and where the results and the
+            report are, all written before it is raised.
+        ShardsFailed: some shards could not be processed after their retries; committed ones
+            stay committed, so running again resumes.
+        RunConfigError, ManifestError: an invalid option or manifest, before any row runs.
 
     Example:
         ```python
-        from prefect_flux_erase import erase_manifest
+        from prefect_flux_erase import TooManyFailedRows, erase_manifest
 
-        summary = erase_manifest("s3://bucket/batch/manifest.parquet", "s3://bucket/erased",
-                                 backend="runware", max_failed_fraction=0.01)
+        try:
+            summary = erase_manifest("s3://bucket/batch/manifest.parquet", "s3://bucket/erased",
+                                     backend="runware", max_failed_fraction=0.01)
+        except TooManyFailedRows as exc:
+            summary = exc.summary
         print(summary.describe())
         ```
     """
-    started = time.monotonic()
     logger = get_run_logger()
-    listener = current_listener()
-    settings = settings or default_settings()
-    check_run_options(
+    options = (settings or default_settings()).to_options()
+    spec = RunSpec(
+        manifest,
+        output,
         backend=backend,
+        runware=_runware_config(backend, credentials),
+        options=options,
+        image_column=image_column,
+        mask_column=mask_column,
+        key_column=key_column,
+        storage_options=storage_options,
+        output_storage_options=output_storage_options,
         shard_size=shard_size,
         concurrency=concurrency,
         max_shards_in_flight=max_shards_in_flight,
         max_attempts=max_attempts,
+        poll_timeout=poll_timeout,
         max_failed_fraction=max_failed_fraction,
-        poll_timeout=poll_timeout,
-    )
-    credentials = resolve_credentials(backend, credentials)
-    if backend == "runware":
-        check_concurrency_limit(concurrency_limit, concurrency)
-    output = output.rstrip("/") or output
-    out_options = output_storage_options if output_storage_options is not None else storage_options
-    spec = ManifestSpec(
-        manifest,
-        storage_options=dict(storage_options or {}),
-        image_column=image_column,
-        mask_column=mask_column,
-        key_column=key_column,
-    )
-    # Rows sharing a key would share a task UUID and an output file: the first one runs.
-    plan = mark_duplicate_keys(spec, plan_manifest(spec, shard_size=shard_size))
-    run_key = compute_run_key(
-        manifest=manifest,
-        output=output,
-        settings=settings,
-        backend=backend,
-        columns={"image": image_column, "mask": mask_column, "key": key_column},
-    )
-    job = ShardJob(
-        manifest=spec,
-        output=output,
-        run_key=run_key,
-        backend=backend,
-        settings=settings,
-        credentials=credentials,
-        output_storage_options=out_options,
-        input_storage_options=storage_options,
-        concurrency=concurrency,
-        max_attempts=max_attempts,
-        poll_timeout=poll_timeout,
         pass_urls=pass_urls,
-        concurrency_limit=concurrency_limit,
+        report=report,
+        local_engine=local_engine,
         poll_policy=poll_policy,
         retry_policy=retry_policy,
-        local_engine=local_engine,
-    )
-
-    from prefect_flux_erase.results.assemble import assemble_results, committed_shards
-
-    committed = set(committed_shards(output, run_key, out_options))
-    todo = [s for s in plan.shards if s.index not in committed]
-    skipped_rows = sum(s.num_rows for s in plan.shards if s.index in committed)
-    logger.info(
-        "run %s on the %s backend: %d rows in %d shards, %d already committed; output %s",
-        run_key,
-        backend,
-        plan.num_rows,
-        len(plan.shards),
-        len(plan.shards) - len(todo),
-        redact_url(output),
-    )
-    if plan.shadowed:
-        logger.warning(
-            "manifest column(s) %s share a name with the pipeline's result columns and are not "
-            "carried to the results (the pipeline writes its own); rename them to keep them",
-            ", ".join(plan.shadowed),
-        )
-    duplicates = sum(len(s.duplicates) for s in plan.shards)
-    if duplicates:
-        logger.warning(
-            "%d rows repeat an earlier row's key (%s); they fail with duplicateRowKey and only "
-            "the first row with each key is erased",
-            duplicates,
-            key_column or "row_key",
-        )
-    progress = ProgressArtifact(run_key, total_rows=plan.num_rows, done_rows=skipped_rows)
-    tally = {"done": skipped_rows, "failed": 0, "cost": 0.0}
-    report_progress(Progress(skipped_rows, plan.num_rows), listener)
-
-    def on_report(shard: ShardReport) -> None:
-        tally["done"] += shard.rows
-        tally["failed"] += shard.failed
-        tally["cost"] += shard.cost
-        progress.update(done_rows=int(tally["done"]), failed_rows=int(tally["failed"]))
-        report_progress(
-            Progress(int(tally["done"]), plan.num_rows, int(tally["failed"]), tally["cost"]),
-            listener,
-        )
-
-    # One shard more reads and validates its rows while the API window is full (API slots):
-    # only on a thread pool with a thread for every shard kept going.
-    threads = 2 * max_shards_in_flight + 1
-    prefetch = 1 if backend == "runware" and thread_runner_allows(threads) else 0
-    if prefetch:
-        job = replace(job, api_slots=max_shards_in_flight, slots_key=uuid.uuid4().hex)
+    ).check()
+    if backend == "runware":
+        check_concurrency_limit(concurrency_limit, concurrency)
+    progress = _ProgressArtifactFeed()
     try:
-        driven = drive_shards(
-            job,
-            todo,
-            max_in_flight=max_shards_in_flight,
-            on_report=on_report,
-            prefetch=prefetch,
+        summary = execute_run(
+            spec,
+            PrefectShardExecutor(
+                concurrency_limit=concurrency_limit if backend == "runware" else None
+            ),
+            on_progress=progress.update,
+            on_summary=publish_summary,
+            log=logger,
         )
     finally:
-        forget_slots(job.slots_key)
         progress.flush()
-    if driven.failures:
-        for failure in driven.failures[:10]:
-            logger.error("%s", failure.describe())
-        return Failed(
-            message=(
-                f"{len(driven.failures)} of {len(todo)} shards could not be processed (first: "
-                f"{driven.failures[0].describe()}). {len(driven.reports)} shards were committed; "
-                "run again with the same arguments to resume: committed shards are skipped and "
-                "no row is charged twice."
-            )
-        )
-
-    results = assemble_results(output, plan, out_options)
-    summary = EraseSummary(
-        rows=results.rows,
-        succeeded=results.succeeded,
-        failed=results.failed,
-        resumed=results.resumed,
-        results_uri=results.results_uri,
-        total_cost=results.total_cost,
-        p50_latency_s=results.p50_latency_s,
-        p95_latency_s=results.p95_latency_s,
-        elapsed_s=time.monotonic() - started,
-        run_key=run_key,
-        backend=backend,
-        output=output,
-        shards=len(plan.shards),
-        shards_skipped=len(plan.shards) - len(todo),
-        error_counts=dict(results.error_counts),
-        failures=[dict(f) for f in results.failures],
-    )
-    if report:
-        from prefect_flux_erase.results.report import current_report, write_report
-
-        title = "FLUX Erase run"
-        # Nothing ran: the report of the run that committed these shards still holds.
-        report_uri = (
-            None if todo else current_report(output, out_options, title=title, summary=results)
-        ) or write_report(output, out_options, title=title, summary=results)
-        summary = replace(summary, report_uri=str(report_uri))
-    publish_summary(summary)
-    logger.info("%s", summary.describe())
-    if not summary.ok(max_failed_fraction):
-        return Failed(
-            message=(
-                f"{summary.failed} of {summary.rows} rows failed "
-                f"({summary.failed_fraction:.1%} > max_failed_fraction "
-                f"{max_failed_fraction:.1%}); see {summary.results_uri}"
-                + (f" and {summary.report_uri}" if summary.report_uri else "")
-            ),
-            data=summary,
-        )
+    # The flow run's state message says what happened, in the UI's run list too.
     return Completed(message=summary.describe(), data=summary)
+
+
+class _ProgressArtifactFeed:
+    """Feeds the run's progress to a Prefect progress artifact, created on the first report."""
+
+    def __init__(self) -> None:
+        self.artifact: ProgressArtifact | None = None
+
+    def update(self, progress: Progress) -> None:
+        if self.artifact is None:
+            self.artifact = ProgressArtifact(
+                progress.run_key, total_rows=progress.total_rows, done_rows=progress.done_rows
+            )
+            return
+        self.artifact.update(done_rows=progress.done_rows, failed_rows=progress.failed_rows)
+
+    def flush(self) -> None:
+        if self.artifact is not None:
+            self.artifact.flush()
+
+
+def _runware_config(backend: str, credentials: RunwareCredentials | None) -> RunwareConfig | None:
+    """The plain API settings of the block given, or of the environment, for ``runware``.
+
+    Raises:
+        RunConfigError: ``runware`` without an API key anywhere (worded for this flow's
+            parameters).
+    """
+    if backend != "runware":
+        return None
+    config = (credentials or RunwareCredentials()).to_config()
+    if not config.has_key:
+        raise RunConfigError(
+            "the runware backend needs an API key: pass credentials=RunwareCredentials(...), "
+            f"load a saved block, or set {API_KEY_ENV} (use backend='local' to run offline)",
+            parameter="credentials",
+        )
+    return config

@@ -15,106 +15,28 @@ is full and send them the moment a slot frees, so no answered shard leaves a gap
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import queue
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import replace
 from typing import Any
 
 from prefect.futures import PrefectFuture
 
+from prefect_flux_erase.flows.prefect_internals import (
+    forget_cancel_event,
+    forget_result_links,
+    thread_pool_workers,
+)
 from prefect_flux_erase.manifest.plan import Shard
 from prefect_flux_erase.manifest.reader import trim_native_heap
+from prefect_flux_erase.run.executor import ShardFailure, ShardRunResult
+from prefect_flux_erase.shards.api_backend import RunAborted
+from prefect_flux_erase.shards.api_slots import forget as forget_slots
 from prefect_flux_erase.shards.job import ShardJob
 from prefect_flux_erase.shards.stages import ShardReport
 from prefect_flux_erase.tasks.stages import poll_erase, submit_erase, upload_erased
-
-
-@dataclass
-class ShardFailure:
-    """A shard whose stage failed after its retries: it stays uncommitted (a rerun resumes it).
-
-    Example:
-        >>> ShardFailure(3, "poll", "TransientError: 503").describe()
-        'shard 3 (poll): TransientError: 503'
-    """
-
-    shard_index: int
-    stage: str
-    message: str
-
-    def describe(self) -> str:
-        """One line for logs and the flow's failure message."""
-        return f"shard {self.shard_index} ({self.stage}): {self.message}"
-
-
-@dataclass
-class DriveResult:
-    """What driving the shards produced: one report per committed shard, and the failures."""
-
-    reports: list[ShardReport] = field(default_factory=list)
-    failures: list[ShardFailure] = field(default_factory=list)
-    aborted: BaseException | None = None
-
-
-def thread_runner_allows(threads: int) -> bool:
-    """Whether the current flow runs its tasks on a thread pool of at least ``threads`` workers.
-
-    API slots (and so prefetching) work between threads of one process; on Dask or Ray, or on
-    a pool too small for every shard the driver keeps going, they stay off.
-
-    Example:
-        >>> thread_runner_allows(4)      # outside a flow run: no
-        False
-    """
-    from prefect.context import FlowRunContext
-    from prefect.task_runners import ThreadPoolTaskRunner
-
-    context = FlowRunContext.get()
-    runner = getattr(context, "task_runner", None)
-    if not isinstance(runner, ThreadPoolTaskRunner):
-        return False
-    return int(getattr(runner, "_max_workers", 0) or 0) >= threads
-
-
-def _forget_finished(future: PrefectFuture[Any] | None = None) -> None:
-    """Drop the cancel event a thread-pool runner keeps for a finished stage run.
-
-    The runner keeps one per task run for the whole flow run: three per shard, a thousand
-    shards in a long run. Best effort: bookkeeping must never fail a run.
-    """
-    from prefect.context import FlowRunContext
-
-    with contextlib.suppress(Exception):
-        context = FlowRunContext.get()
-        events = getattr(getattr(context, "task_runner", None), "_cancel_events", None)
-        task_run_id = getattr(future, "task_run_id", None)
-        if isinstance(events, dict) and task_run_id is not None:
-            events.pop(task_run_id, None)
-
-
-def _unlink(value: Any) -> None:
-    """Forget Prefect's link from ``value`` (a stage's result) and its fields to their run's
-    state: once the next stage has been submitted with it, nothing looks it up again."""
-    from prefect.context import FlowRunContext
-
-    context = FlowRunContext.get()
-    linked = getattr(context, "run_results", None)
-    if not isinstance(linked, dict):
-        return
-    # Task threads add entries meanwhile: only single-key operations here (atomic in
-    # CPython), never an iteration over the dict.
-    parts = [value]
-    if dataclasses.is_dataclass(value):
-        parts += [getattr(value, f.name) for f in dataclasses.fields(value)]
-    for part in parts:  # all alive here, so no other object can have their ids
-        with contextlib.suppress(Exception):  # best effort: never fail a run over this
-            entry = linked.get(id(part))
-            ref = entry[2] if isinstance(entry, tuple) and len(entry) > 2 else None
-            if entry is not None and (ref is None or ref() is part):
-                linked.pop(id(part), None)
 
 
 def _start(
@@ -134,7 +56,7 @@ def drive_shards(
     max_in_flight: int,
     on_report: Callable[[ShardReport], None] | None = None,
     prefetch: int = 0,
-) -> DriveResult:
+) -> ShardRunResult:
     """Run every shard's three stages on the current flow's task runner; never raises per shard.
 
     A shard whose stage fails (after its own retries) is recorded in ``failures`` and left
@@ -148,12 +70,10 @@ def drive_shards(
         result = drive_shards(job, plan.shards, max_in_flight=4, on_report=print)
         ```
     """
-    from prefect_flux_erase.shards.api_backend import RunAborted
-
     pending = deque(shards)
     polled: deque[Any] = deque()  # shards answered, waiting for an upload slot
     events: queue.Queue[tuple[str, int, PrefectFuture[Any]]] = queue.Queue()
-    result = DriveResult()
+    result = ShardRunResult()
     at_api = 0  # shards submitting or polling
     uploading = 0
 
@@ -162,7 +82,7 @@ def drive_shards(
         while polled and uploading < max_in_flight:
             answered = polled.popleft()
             _start("upload", job, answered, events)
-            _unlink(answered)
+            forget_result_links(answered)
             uploading += 1
         # New shards wait while answered ones queue for an upload slot: storage, not the
         # API, is the bottleneck then, and piling up answered shards would not help.
@@ -175,7 +95,7 @@ def drive_shards(
     fill()
     while at_api or uploading or polled:
         stage, shard_index, future = events.get()
-        _forget_finished(future)
+        forget_cancel_event(getattr(future, "task_run_id", None))
         if stage == "upload":
             uploading -= 1
         elif stage == "poll":
@@ -193,14 +113,66 @@ def drive_shards(
             continue
         if stage == "submit":
             _start("poll", job, value, events)
-            _unlink(value)
+            forget_result_links(value)
         elif stage == "poll":
             polled.append(value)
         else:
-            _unlink(value)
+            forget_result_links(value)
             result.reports.append(value)
             trim_native_heap()  # a shard's stages are done: their freed memory can go back
             if on_report is not None:
                 on_report(value)
         fill()
     return result
+
+
+def thread_runner_allows(threads: int) -> bool:
+    """Whether the current flow runs its tasks on a thread pool of at least ``threads`` workers.
+
+    API slots (and so prefetching) work between threads of one process; on Dask or Ray, or on
+    a pool too small for every shard the driver keeps going, they stay off.
+
+    Example:
+        >>> thread_runner_allows(4)      # outside a flow run: no
+        False
+    """
+    workers = thread_pool_workers()
+    return workers is not None and workers >= threads
+
+
+class PrefectShardExecutor:
+    """The Prefect face's :class:`~prefect_flux_erase.run.executor.ShardExecutor`: each shard
+    stage is a Prefect task run on the flow's task runner (threads, Dask, Ray), with Prefect's
+    retries, and the run's global concurrency limit when one is named.
+
+    Example:
+        ```python
+        summary = execute_run(spec, PrefectShardExecutor(concurrency_limit="runware-api"))
+        ```
+    """
+
+    def __init__(self, *, concurrency_limit: str | None = None) -> None:
+        self.concurrency_limit = concurrency_limit
+
+    def run_shards(
+        self,
+        job: ShardJob,
+        shards: Iterable[Shard],
+        *,
+        max_in_flight: int,
+        on_report: Callable[[ShardReport], None],
+    ) -> ShardRunResult:
+        """Drive the shards (:func:`drive_shards`) on the current flow's task runner."""
+        job = replace(job, concurrency_limit=self.concurrency_limit)
+        # One shard more reads and validates its rows while the API window is full (API
+        # slots): only on a thread pool with a thread for every shard kept going.
+        threads = 2 * max_in_flight + 1
+        prefetch = 1 if job.backend == "runware" and thread_runner_allows(threads) else 0
+        if prefetch:
+            job = replace(job, api_slots=max_in_flight, slots_key=uuid.uuid4().hex)
+        try:
+            return drive_shards(
+                job, shards, max_in_flight=max_in_flight, on_report=on_report, prefetch=prefetch
+            )
+        finally:
+            forget_slots(job.slots_key)

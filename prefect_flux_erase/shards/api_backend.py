@@ -21,6 +21,7 @@ from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from prefect_flux_erase.runware.config import RunwareConfig
 from prefect_flux_erase.runware.errors import (
     AuthenticationError,
     InsufficientCreditsError,
@@ -129,23 +130,19 @@ class RunwareBackend:
     keep_decoded = False
 
     def __init__(self, job: ShardJob, client: RunwareClient | None = None) -> None:
-        from prefect_flux_erase.blocks.credentials import RunwareCredentials
-
         self.job = job
         # Async delivery unless the settings ask for sync: an ack comes back at once and the
         # shard's other rows keep the in-flight window busy while the model works.
-        self.delivery: str | None = job.settings.delivery_method or "async"
-        credentials = job.credentials or RunwareCredentials()
-        self._secret = (
-            credentials.api_key.get_secret_value() if credentials.api_key is not None else None
-        )
+        self.delivery: str | None = job.options.delivery_method or "async"
+        config = job.runware or RunwareConfig()
+        self._secret = config.api_key.get_secret_value() if config.api_key is not None else None
         options: dict[str, Any] = {
             "max_connections": job.concurrency,
             "poll_policy": job.poll_policy or PIPELINE_POLL_POLICY,
         }
         if job.retry_policy is not None:
             options["retry_policy"] = job.retry_policy
-        self._client = client or credentials.get_client(**options)
+        self._client = client or config.open_client(**options)
         self._owns_client = client is None
 
     async def __aenter__(self) -> RunwareBackend:
@@ -246,7 +243,7 @@ class RunwareBackend:
         """Poll accepted rows with ``getResponse`` until each ends (see :class:`ShardBackend`)."""
         if not tickets:
             return []
-        n = self.job.settings.number_results
+        n = self.job.options.number_results
         expected = {t.task_uuid: n for t in tickets if t.task_uuid}
         policy, learn = self._policy_since(tickets)
         rounds: list[tuple[float, int]] = []  # (when, rows still running) after each round

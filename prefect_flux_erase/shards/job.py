@@ -1,8 +1,9 @@
 """`ShardJob`: everything a shard stage needs to know, small enough to travel to any worker.
 
-One `ShardJob` is built per run by the flow and handed, with a `Shard`, to each stage task. It
-is a frozen dataclass of plain values and two pydantic blocks, so it pickles to Dask or Ray
-workers; it holds no open clients, no image bytes and no manifest rows.
+One `ShardJob` is built per run by the front door (:mod:`prefect_flux_erase.run`) and handed,
+with a `Shard`, to each stage. It is a frozen dataclass of plain values and two plain pydantic
+models (no orchestrator objects), so it pickles to Dask or Ray workers and Airflow task
+instances; it holds no open clients, no image bytes and no manifest rows.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from prefect_flux_erase.runware.ids import run_key as derive_run_key
 
 if TYPE_CHECKING:
-    from prefect_flux_erase.blocks.credentials import RunwareCredentials
-    from prefect_flux_erase.blocks.settings import FluxEraseSettings
     from prefect_flux_erase.manifest.plan import ManifestSpec
+    from prefect_flux_erase.runware.config import RunwareConfig
+    from prefect_flux_erase.runware.options import EraseOptions
     from prefect_flux_erase.runware.polling import PollPolicy
     from prefect_flux_erase.runware.retry_policy import RetryPolicy
 
@@ -36,8 +37,9 @@ class ShardJob:
         output: Root URI of the run's outputs (``images/``, ``_parts/``, ``results.parquet``).
         run_key: Names the run; with a row key and an attempt it derives the row's taskUUID.
         backend: ``"runware"`` (the API, or the emulator at another base URL) or ``"local"``.
-        settings: The FLUX Erase options every row is sent with.
-        credentials: API key and base URL for the ``runware`` backend.
+        options: The FLUX Erase options every row is sent with.
+        runware: API key, base URL and timeouts for the ``runware`` backend (default: from
+            ``RUNWARE_API_KEY`` / ``RUNWARE_BASE_URL``).
         output_storage_options: fsspec options for ``output`` (the manifest's are in ``manifest``).
         input_storage_options: fsspec options for the image and mask URIs of the rows.
         concurrency: Rows in flight at once inside one shard (HTTP requests, engine calls).
@@ -57,9 +59,9 @@ class ShardJob:
         slots_key: Names the run's slots (one flow run, one key).
 
     Example:
-        >>> from prefect_flux_erase.blocks import FluxEraseSettings
+        >>> from prefect_flux_erase.runware.options import EraseOptions
         >>> job = ShardJob(manifest=None, output="memory://out", run_key="k",  # type: ignore
-        ...                backend="local", settings=FluxEraseSettings())
+        ...                backend="local", options=EraseOptions())
         >>> job.images_root
         'memory://out/images'
     """
@@ -68,8 +70,8 @@ class ShardJob:
     output: str
     run_key: str
     backend: Backend
-    settings: FluxEraseSettings
-    credentials: RunwareCredentials | None = None
+    options: EraseOptions
+    runware: RunwareConfig | None = None
     output_storage_options: Mapping[str, Any] | None = None
     input_storage_options: Mapping[str, Any] | None = None
     concurrency: int = 16
@@ -114,7 +116,7 @@ def compute_run_key(
     *,
     manifest: str,
     output: str,
-    settings: FluxEraseSettings,
+    options: EraseOptions,
     backend: str,
     columns: Mapping[str, Any] | None = None,
 ) -> str:
@@ -124,17 +126,17 @@ def compute_run_key(
     the backend, or which columns are read) starts a fresh run instead of resuming an old one.
 
     Example:
-        >>> from prefect_flux_erase.blocks import FluxEraseSettings
+        >>> from prefect_flux_erase.runware.options import EraseOptions
         >>> a = compute_run_key(manifest="m.parquet", output="out", backend="local",
-        ...                     settings=FluxEraseSettings())
+        ...                     options=EraseOptions())
         >>> b = compute_run_key(manifest="m.parquet", output="out", backend="local",
-        ...                     settings=FluxEraseSettings(dilate_pixels=20))
+        ...                     options=EraseOptions(dilate_pixels=20))
         >>> a != b, len(a)
         (True, 32)
     """
-    options: dict[str, Any] = {
-        "wire": settings.wire_options(),
+    parts: dict[str, Any] = {
+        "wire": options.wire_options(),
         "backend": backend,
         "columns": dict(columns or {}),
     }
-    return derive_run_key(manifest=manifest, output=output, settings=options)
+    return derive_run_key(manifest=manifest, output=output, settings=parts)

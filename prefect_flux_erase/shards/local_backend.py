@@ -134,7 +134,7 @@ class LocalBackend:
     async def _erase_one(self, p: PreparedRow, store: Store) -> RowTicket:
         assert p.image is not None
         assert p.mask is not None
-        settings = self.job.settings
+        settings = self.job.options
         task = p.task
         dilate = (
             task.settings.dilate_pixels

@@ -305,7 +305,7 @@ def build_row_task(
     if ticket.upload_url:
         overrides["uploadEndpoint"] = ticket.upload_url
     uuid = ticket.task_uuid or task_uuid(job.run_key, ticket.row_key, ticket.attempt)
-    return job.settings.to_task(uuid, image=image, mask=mask, overrides=overrides)
+    return job.options.to_task(uuid, image=image, mask=mask, overrides=overrides)
 
 
 def _input_form(uri: Any, data: bytes, job: ShardJob, local: bool) -> str:

@@ -17,8 +17,8 @@ from prefect_flux_erase.shards.rows import row_dilate_pixels
 from prefect_flux_erase.storage.files import is_public_http, read_bytes, write_bytes
 
 if TYPE_CHECKING:
-    from prefect_flux_erase.blocks.credentials import RunwareCredentials
-    from prefect_flux_erase.blocks.settings import FluxEraseSettings
+    from prefect_flux_erase.runware.config import RunwareConfig
+    from prefect_flux_erase.runware.options import EraseOptions
 
 
 def _load(source: bytes | str, storage_options: Mapping[str, Any] | None) -> bytes:
@@ -30,8 +30,8 @@ async def erase_single(
     mask: bytes | str,
     *,
     backend: str,
-    settings: FluxEraseSettings,
-    credentials: RunwareCredentials | None = None,
+    settings: EraseOptions,
+    runware: RunwareConfig | None = None,
     storage_options: Mapping[str, Any] | None = None,
     dilate_pixels: int | None = None,
     pass_urls: bool = False,
@@ -49,7 +49,7 @@ async def erase_single(
     Example:
         ```python
         png = await erase_single(photo_bytes, mask_bytes, backend="local",
-                                 settings=FluxEraseSettings(output_format="PNG"))
+                                 settings=EraseOptions(output_format="PNG"))
         ```
     """
     if settings.number_results != 1:
@@ -91,7 +91,7 @@ async def erase_single(
         )
     if backend != "runware":
         raise ValueError(f"backend must be 'local' or 'runware'; got {backend!r}")
-    from prefect_flux_erase.blocks.credentials import RunwareCredentials
+    from prefect_flux_erase.runware.config import RunwareConfig
 
     def form(source: bytes | str, data: bytes) -> str:
         if pass_urls and isinstance(source, str) and is_public_http(source):
@@ -103,7 +103,7 @@ async def erase_single(
     )
     del image_bytes, mask_bytes
     # The manifest pipeline's cadence: a finished image should not wait a second to be seen.
-    client = (credentials or RunwareCredentials()).get_client(poll_policy=PIPELINE_POLL_POLICY)
+    client = (runware or RunwareConfig()).open_client(poll_policy=PIPELINE_POLL_POLICY)
     async with client:
         items = await client.run(task)
         return await client.fetch_output(items[0])

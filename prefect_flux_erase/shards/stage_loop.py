@@ -1,11 +1,12 @@
-"""Running a stage's coroutine from a sync Prefect task: one event loop per call, with a timeout.
+"""Running a stage's coroutine from sync code: one event loop per call, with a timeout.
 
-The package's Prefect tasks are sync functions around ``async`` pipeline code. An ``async``
-task submitted from a sync flow would get a fresh event loop *and* a fresh Prefect API client
-per task run (measured here at ~25 ms of CPU each); a sync task reuses the flow's client and
-runs its coroutine on a loop of its own. Prefect's ``timeout_seconds`` cannot interrupt a sync
-task in a worker thread (and warns so on every run), so the timeout is enforced here, on the
-loop, where cancelling the coroutine works.
+Used by the core's executor, the Prefect tasks and the Airflow operators. The Prefect tasks
+are sync functions around ``async`` pipeline code: an ``async`` task submitted from a sync flow
+would get a fresh event loop *and* a fresh Prefect API client per task run (measured here at
+~25 ms of CPU each); a sync task reuses the flow's client and runs its coroutine on a loop of
+its own. Prefect's ``timeout_seconds`` cannot interrupt a sync task in a worker thread (and
+warns so on every run), so the timeout is enforced here, on the loop, where cancelling the
+coroutine works.
 """
 
 from __future__ import annotations
@@ -17,6 +18,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+#: Stage timeouts, in seconds: generous, because a shard waits for a model; a hung stage is
+#: cut off and retried (its rows are recovered by taskUUID, not charged again). They are
+#: enforced on the stage's own event loop (``run_stage`` and the core executor's
+#: ``run_shard_stage``), which cancels the stage's awaits; Prefect's ``timeout_seconds``
+#: cannot interrupt a sync task in a worker thread.
+SUBMIT_TIMEOUT = 1800.0
+POLL_TIMEOUT = 3600.0
+UPLOAD_TIMEOUT = 1800.0
 
 
 def run_stage(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:

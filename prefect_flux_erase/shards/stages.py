@@ -101,14 +101,14 @@ def output_uri(job: ShardJob, row_key: str, k: int) -> str:
     """Where result ``k`` of a row is written: ``{output}/images/{safe_key}[_{k}].{ext}``.
 
     Example:
-        >>> from prefect_flux_erase.blocks import FluxEraseSettings
+        >>> from prefect_flux_erase.runware.options import EraseOptions
         >>> from prefect_flux_erase.shards.job import ShardJob
         >>> job = ShardJob(manifest=None, output="s3://b/out", run_key="k",  # type: ignore
-        ...                backend="local", settings=FluxEraseSettings(output_format="PNG"))
+        ...                backend="local", options=EraseOptions(output_format="PNG"))
         >>> output_uri(job, "cat 01", 0)
         's3://b/out/images/cat 01.png'
     """
-    settings = job.settings
+    settings = job.options
     suffix = f"_{k}" if settings.number_results > 1 else ""
     return join(
         job.images_root, f"{safe_key(row_key)}{suffix}.{ext_for_format(settings.output_format)}"
@@ -320,7 +320,7 @@ def _unsent(ticket: RowTicket) -> bool:
 async def _poll(job: ShardJob, submitted: ShardTickets, backend: Backend | None) -> ShardTickets:
     tickets = list(submitted.tickets)
     store = make_store(job)
-    settings = job.settings
+    settings = job.options
     inline = settings.output_type != "URL"
     async with _backend(job, backend) as active:
         queue = deque(i for i, t in enumerate(tickets) if _unsent(t))

@@ -33,7 +33,12 @@ from prefect.exceptions import MissingContextError
 
 from prefect_flux_erase.manifest.plan import Shard
 from prefect_flux_erase.shards.job import ShardJob
-from prefect_flux_erase.shards.stage_loop import run_stage
+from prefect_flux_erase.shards.stage_loop import (
+    POLL_TIMEOUT,
+    SUBMIT_TIMEOUT,
+    UPLOAD_TIMEOUT,
+    run_stage,
+)
 from prefect_flux_erase.shards.stages import (
     ShardReport,
     ShardTickets,
@@ -44,14 +49,6 @@ from prefect_flux_erase.shards.stages import (
 from prefect_flux_erase.tasks.stage_options import stage_task_options
 
 T = TypeVar("T")
-
-#: Stage timeouts, in seconds: generous, because a shard waits for a model; a hung stage is
-#: cut off and retried (its rows are recovered by taskUUID, not charged again). They are
-#: enforced on the stage's own event loop (``run_stage``), which cancels the stage's
-#: awaits; Prefect's ``timeout_seconds`` cannot interrupt a sync task in a worker thread.
-SUBMIT_TIMEOUT = 1800.0
-POLL_TIMEOUT = 3600.0
-UPLOAD_TIMEOUT = 1800.0
 
 
 def _logger() -> logging.Logger | logging.LoggerAdapter[Any]:

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from prefect_flux_erase.flows import erase_images
-from prefect_flux_erase.flows.validation import RunConfigError
+from prefect_flux_erase.run.spec import RunConfigError
 from tests.fixtures.builders import write_inputs
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -243,7 +243,7 @@ def test_interrupted_run_resumes_without_charging_twice(
             "run_key": compute_run_key(
                 manifest=manifest,
                 output=output,
-                settings=default_settings(),
+                options=default_settings().to_options(),
                 backend="runware",
                 columns={"image": "image_uri", "mask": "mask_uri", "key": "row_key"},
             ),
@@ -371,7 +371,7 @@ def test_presigned_upload_urls_receive_the_output_and_are_recorded_redacted(
 def test_progress_updates_are_held_back_between_intervals_and_the_last_goes_out() -> None:
     from prefect import flow
 
-    from prefect_flux_erase.flows.summary import ProgressArtifact
+    from prefect_flux_erase.flows.artifacts import ProgressArtifact
 
     run_key = "progressthrottle0"
 
@@ -393,7 +393,7 @@ def test_progress_updates_are_held_back_between_intervals_and_the_last_goes_out(
 def test_a_held_progress_update_goes_out_on_flush() -> None:
     from prefect import flow
 
-    from prefect_flux_erase.flows.summary import ProgressArtifact
+    from prefect_flux_erase.flows.artifacts import ProgressArtifact
 
     run_key = "progressflush0000"
 
@@ -416,7 +416,7 @@ def test_a_long_run_does_not_pile_up_prefects_bookkeeping_of_finished_stages(
     shards the run has."""
     from prefect.context import FlowRunContext
 
-    from prefect_flux_erase.flows.progress import Progress, listen
+    from prefect_flux_erase.run.progress import Progress, listen
 
     sizes: list[tuple[int, int]] = []
 

@@ -14,8 +14,8 @@ import pytest
 
 from prefect_flux_erase.blocks import FluxEraseSettings
 from prefect_flux_erase.emulator import EmulatorServer
-from prefect_flux_erase.flows.validation import RunConfigError
 from prefect_flux_erase.manifest.plan import ManifestError
+from prefect_flux_erase.run.spec import RunConfigError
 from tests.fixtures.builders import write_inputs, write_manifest
 from tests.fixtures.emulator import record_dilation
 from tests.fixtures.jobs import run_flow

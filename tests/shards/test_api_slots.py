@@ -179,7 +179,7 @@ def test_a_driver_that_fails_leaves_no_shard_waiting_for_a_slot(
             if reports == 2:
                 raise RuntimeError("driver bookkeeping broke")
 
-    monkeypatch.setattr(driver, "_unlink", failing_unlink)
+    monkeypatch.setattr(driver, "forget_result_links", failing_unlink)
     emu.configure(latency=0.2)
     root = str(tmp_path)
     manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 16))

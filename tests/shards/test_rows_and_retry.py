@@ -9,13 +9,13 @@ import httpx
 import pytest
 from prefect.states import Failed
 
-from prefect_flux_erase.blocks import FluxEraseSettings
 from prefect_flux_erase.runware.errors import (
     AuthenticationError,
     InvalidOptionError,
     RateLimitError,
     TransientError,
 )
+from prefect_flux_erase.runware.options import EraseOptions
 from prefect_flux_erase.shards.api_backend import RunAborted
 from prefect_flux_erase.shards.job import ShardJob
 from prefect_flux_erase.shards.rows import (
@@ -25,8 +25,9 @@ from prefect_flux_erase.shards.rows import (
     check_row_key,
     row_dilate_pixels,
 )
+from prefect_flux_erase.storage.faults import is_transient_fault as is_transient
 from prefect_flux_erase.tasks import poll_erase, submit_erase, upload_erased
-from prefect_flux_erase.tasks.stage_options import is_transient, retry_if_transient
+from prefect_flux_erase.tasks.stage_options import retry_if_transient
 
 
 def _job(**options: Any) -> ShardJob:
@@ -35,7 +36,7 @@ def _job(**options: Any) -> ShardJob:
         output="memory://rows/out",
         run_key="k",
         backend="runware",
-        settings=FluxEraseSettings(),
+        options=EraseOptions(),
         **options,
     )
 

@@ -17,8 +17,9 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, Serv
 
 from prefect_flux_erase import storage
 from prefect_flux_erase.manifest.reader import list_manifest_files
+from prefect_flux_erase.storage.faults import is_transient_fault as is_transient
 from prefect_flux_erase.storage.files import InputReadError
-from prefect_flux_erase.tasks.stage_options import is_transient, retry_if_transient
+from prefect_flux_erase.tasks.stage_options import retry_if_transient
 from prefect_flux_erase.tasks.stages import upload_erased
 from tests.fixtures.azure import ACCOUNT_KEY, connection_string
 from tests.fixtures.builders import pair_sample_folders

@@ -22,8 +22,8 @@ import pytest
 from prefect_flux_erase import storage
 from prefect_flux_erase.manifest import reader as manifest_reader
 from prefect_flux_erase.manifest.plan import ManifestSpec, plan_manifest, read_shard
+from prefect_flux_erase.storage.faults import is_transient_fault as is_transient
 from prefect_flux_erase.storage.files import InputReadError
-from prefect_flux_erase.tasks.stage_options import is_transient
 from tests.fixtures.builders import pair_sample_folders
 from tests.fixtures.gcs import upload_route_methods
 

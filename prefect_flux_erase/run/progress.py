@@ -1,7 +1,8 @@
-"""Progress of a running flow, for whoever is watching in this process (the CLI's bar).
+"""Progress of a running run, for whoever is watching in this process (the CLI's bar).
 
-The flow reports each committed shard to the listener installed with :func:`listen`; nothing is
-reported when no listener is installed, and a listener's failure never fails the flow.
+The front door (and so every flow) reports each committed shard to the listener installed with
+:func:`listen`; nothing is reported when no listener is installed, and a listener's failure
+never fails the run.
 
 Example:
     >>> seen = []
@@ -28,6 +29,8 @@ class Progress:
     failed_rows: int = 0
     cost: float = 0.0
     message: str = ""
+    #: The run's key (names its artifacts); empty when the reporter does not know it.
+    run_key: str = ""
 
     @property
     def fraction(self) -> float:
@@ -44,7 +47,7 @@ _LISTENER: contextvars.ContextVar[Listener | None] = contextvars.ContextVar(
 
 @contextlib.contextmanager
 def listen(listener: Listener) -> Iterator[None]:
-    """Send the progress of flows run inside this block (same thread) to ``listener``."""
+    """Send the progress of runs started inside this block (same thread) to ``listener``."""
     token = _LISTENER.set(listener)
     try:
         yield

@@ -1,0 +1,271 @@
+"""How a run's shards are executed: a small interface, and the core's own asyncio executor.
+
+A run's rules (plan, skip committed, assemble, threshold) are the front door's; *where* each
+shard's stages run is an executor's. The interface is one method, :meth:`ShardExecutor.
+run_shards`: run every shard through submit → poll → upload, at most ``max_in_flight`` at the
+API at once, call ``on_report`` as each shard commits, and return the failures instead of
+raising. Three implementations:
+
+- :class:`AsyncioShardExecutor` (here, the default): every shard on one event loop in this
+  process, with the stage retries of :func:`run_shard_stage`.
+- the Prefect flow's (:mod:`prefect_flux_erase.flows.shard_driver`): one Prefect task run per
+  stage, on the flow's task runner (threads, Dask, Ray), with Prefect's retries.
+- Airflow maps shards onto task instances itself (:mod:`prefect_flux_erase.airflow`) and calls
+  :func:`arun_shard` in each.
+
+Example:
+    ```python
+    result = AsyncioShardExecutor().run_shards(job, shards, max_in_flight=4, on_report=print)
+    result.failures          # shards left uncommitted (a rerun resumes them)
+    ```
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from prefect_flux_erase.manifest.plan import Shard
+from prefect_flux_erase.shards.api_backend import RunAborted
+from prefect_flux_erase.shards.job import ShardJob
+from prefect_flux_erase.shards.stage_loop import (
+    POLL_TIMEOUT,
+    SUBMIT_TIMEOUT,
+    UPLOAD_TIMEOUT,
+    run_stage,
+)
+from prefect_flux_erase.shards.stages import ShardReport, poll_shard, submit_shard, upload_shard
+
+T = TypeVar("T")
+
+#: Retries of a stage after a transient fault (the API or the storage unreachable, a timeout).
+STAGE_RETRIES = 3
+#: First delay between stage retries in seconds, doubled each time and jittered by up to 50 %.
+STAGE_RETRY_DELAY = 2.0
+
+
+@dataclass
+class ShardFailure:
+    """A shard whose stage failed after its retries: it stays uncommitted (a rerun resumes it).
+
+    Example:
+        >>> ShardFailure(3, "poll", "TransientError: 503").describe()
+        'shard 3 (poll): TransientError: 503'
+    """
+
+    shard_index: int
+    stage: str
+    message: str
+
+    def describe(self) -> str:
+        """One line for logs and the run's failure message."""
+        return f"shard {self.shard_index} ({self.stage}): {self.message}"
+
+
+@dataclass
+class ShardRunResult:
+    """What running the shards produced: one report per committed shard, and the failures.
+
+    ``aborted`` holds the first run-wide fault (a rejected API key, no credits): once it is
+    seen, no further shard starts.
+    """
+
+    reports: list[ShardReport] = field(default_factory=list)
+    failures: list[ShardFailure] = field(default_factory=list)
+    aborted: BaseException | None = None
+
+
+class ShardExecutor(Protocol):
+    """Runs a run's shards; never raises for one shard's failure.
+
+    Example:
+        ```python
+        class Serial:
+            def run_shards(self, job, shards, *, max_in_flight, on_report):
+                ...
+        ```
+    """
+
+    def run_shards(
+        self,
+        job: ShardJob,
+        shards: Iterable[Shard],
+        *,
+        max_in_flight: int,
+        on_report: Callable[[ShardReport], None],
+    ) -> ShardRunResult:
+        """Run every shard's three stages; report each committed shard; return the failures."""
+        ...
+
+
+def is_transient_stage_fault(exc: BaseException) -> bool:
+    """Whether a stage's fault may pass, so that running the stage again can succeed.
+
+    Example:
+        >>> is_transient_stage_fault(TimeoutError()), is_transient_stage_fault(KeyError("bug"))
+        (True, False)
+    """
+    from prefect_flux_erase.storage.faults import is_transient_fault
+
+    return is_transient_fault(exc)
+
+
+async def run_shard_stage(
+    stage: Callable[[], Awaitable[T]],
+    *,
+    timeout: float,  # noqa: ASYNC109 (a budget per attempt, not for the whole call)
+    retries: int = STAGE_RETRIES,
+    delay: float = STAGE_RETRY_DELAY,
+) -> T:
+    """Run one stage with a timeout, again after a transient fault (up to ``retries`` times).
+
+    A retry is safe: task UUIDs are deterministic, so rows already sent are recovered through
+    ``conflictTaskUUID``, not charged again. Permanent faults and run-wide aborts are raised at
+    once.
+
+    Example:
+        >>> async def stage() -> int:
+        ...     return 7
+        >>> asyncio.run(run_shard_stage(stage, timeout=5))
+        7
+    """
+    attempt = 0
+    while True:
+        try:
+            async with asyncio.timeout(timeout):
+                return await stage()
+        except Exception as exc:
+            if attempt >= retries or isinstance(exc, RunAborted):
+                raise
+            if not is_transient_stage_fault(exc):
+                raise
+            wait = delay * 2**attempt
+            await asyncio.sleep(wait + random.uniform(0, 0.5 * wait))
+            attempt += 1
+
+
+async def arun_shard(
+    job: ShardJob,
+    shard: Shard,
+    *,
+    at_api: AbstractAsyncContextManager[object] | None = None,
+    committing: AbstractAsyncContextManager[object] | None = None,
+) -> ShardReport:
+    """One shard end to end — submit, poll, upload and commit its results part — with the
+    stage retries of :func:`run_shard_stage`.
+
+    ``at_api`` is held while the shard submits and polls, ``committing`` while it uploads
+    (e.g. semaphores shared by an executor's shards). A failed stage raises
+    :class:`StageFailed`, which names the stage.
+
+    Example:
+        ```python
+        report = await arun_shard(job, shard)
+        report.succeeded, report.part_uri
+        ```
+    """
+    stage = "submit"
+    try:
+        async with at_api or contextlib.nullcontext():
+            submitted = await run_shard_stage(
+                lambda: submit_shard(job, shard), timeout=SUBMIT_TIMEOUT
+            )
+            stage = "poll"
+            polled = await run_shard_stage(lambda: poll_shard(job, submitted), timeout=POLL_TIMEOUT)
+        stage = "upload"
+        async with committing or contextlib.nullcontext():
+            return await run_shard_stage(lambda: upload_shard(job, polled), timeout=UPLOAD_TIMEOUT)
+    except Exception as exc:
+        raise StageFailed(shard.index, stage, exc) from exc
+
+
+class StageFailed(Exception):
+    """A shard's stage failed after its retries; ``cause`` is the stage's own error.
+
+    Example:
+        >>> str(StageFailed(2, "poll", TimeoutError("slow")))
+        'shard 2 (poll): TimeoutError: slow'
+    """
+
+    def __init__(self, shard_index: int, stage: str, cause: BaseException) -> None:
+        self.failure = ShardFailure(shard_index, stage, f"{type(cause).__name__}: {cause}")
+        self.cause = cause
+        super().__init__(self.failure.describe())
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.failure.shard_index, self.failure.stage, self.cause))
+
+
+class AsyncioShardExecutor:
+    """Every shard on one event loop in this process: the core's default executor.
+
+    At most ``max_in_flight`` shards are at the API (submitting or polling) and as many more
+    may be downloading and committing their results, as with the Prefect flow's driver.
+
+    Example:
+        ```python
+        result = AsyncioShardExecutor().run_shards(job, shards, max_in_flight=4,
+                                                   on_report=print)
+        ```
+    """
+
+    def run_shards(
+        self,
+        job: ShardJob,
+        shards: Iterable[Shard],
+        *,
+        max_in_flight: int,
+        on_report: Callable[[ShardReport], None],
+    ) -> ShardRunResult:
+        """Run the shards on an event loop of their own (see :meth:`arun_shards`)."""
+        return run_stage(
+            self.arun_shards(job, shards, max_in_flight=max_in_flight, on_report=on_report)
+        )
+
+    async def arun_shards(
+        self,
+        job: ShardJob,
+        shards: Iterable[Shard],
+        *,
+        max_in_flight: int,
+        on_report: Callable[[ShardReport], None],
+    ) -> ShardRunResult:
+        """The same, on the running event loop.
+
+        Example:
+            ```python
+            result = await AsyncioShardExecutor().arun_shards(job, shards, max_in_flight=4,
+                                                              on_report=print)
+            ```
+        """
+        result = ShardRunResult()
+        at_api = asyncio.Semaphore(max_in_flight)
+        committing = asyncio.Semaphore(max_in_flight)
+        queue: Iterator[Shard] = iter(shards)
+
+        async def one(shard: Shard) -> None:
+            try:
+                report = await arun_shard(job, shard, at_api=at_api, committing=committing)
+            except StageFailed as failed:  # a failed shard: record it, keep the others going
+                result.failures.append(failed.failure)
+                if isinstance(failed.cause, RunAborted) and result.aborted is None:
+                    result.aborted = failed.cause
+                return
+            result.reports.append(report)
+            on_report(report)
+
+        async def worker() -> None:
+            # Shards are taken one at a time, so a run of many shards never holds them all.
+            while result.aborted is None:
+                shard = next(queue, None)
+                if shard is None:
+                    return
+                await one(shard)
+
+        await asyncio.gather(*(worker() for _ in range(2 * max_in_flight)))
+        return result

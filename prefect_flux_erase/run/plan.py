@@ -1,0 +1,172 @@
+"""Planning a run: shards, duplicate keys, the run key and what an earlier run already committed.
+
+Every rule that decides *what* a run does lives here, once, for every orchestrator:
+
+- the manifest is split into shards (:func:`~prefect_flux_erase.manifest.plan.plan_manifest`);
+- rows repeating an earlier row's key are marked to fail with ``duplicateRowKey``
+  (:func:`~prefect_flux_erase.manifest.keys.mark_duplicate_keys`);
+- the run key is derived from the manifest, output, wire options, backend and columns
+  (:func:`~prefect_flux_erase.shards.job.compute_run_key`): the same run resumes, a changed
+  option starts afresh;
+- shards already committed by a run with the same key are skipped: no request is made for them.
+
+Example:
+    ```python
+    run = plan_run(RunSpec("s3://b/m.parquet", "s3://b/out", shard_size=100).check())
+    run.todo            # the shards left to run
+    ```
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from prefect_flux_erase.manifest.keys import mark_duplicate_keys
+from prefect_flux_erase.manifest.plan import ManifestPlan, ManifestSpec, Shard, plan_manifest
+from prefect_flux_erase.results.assemble import committed_shards
+from prefect_flux_erase.run.spec import RunSpec
+from prefect_flux_erase.shards.job import ShardJob, compute_run_key
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A checked run and its plan: the job every shard runs with, and the shards left to run.
+
+    Example:
+        ```python
+        run = plan_run(spec)
+        print(run.describe())
+        ```
+    """
+
+    spec: RunSpec
+    job: ShardJob
+    plan: ManifestPlan
+    todo: list[Shard]
+
+    @property
+    def run_key(self) -> str:
+        """The run key (names the run, derives every row's task UUID)."""
+        return self.job.run_key
+
+    @property
+    def skipped_rows(self) -> int:
+        """Rows of shards an earlier run with the same key committed."""
+        todo = {s.index for s in self.todo}
+        return sum(s.num_rows for s in self.plan.shards if s.index not in todo)
+
+    @property
+    def shards_skipped(self) -> int:
+        """Shards an earlier run with the same key committed."""
+        return len(self.plan.shards) - len(self.todo)
+
+    @property
+    def duplicate_rows(self) -> int:
+        """Rows that repeat an earlier row's key (they fail with ``duplicateRowKey``)."""
+        return sum(len(s.duplicates) for s in self.plan.shards)
+
+
+def manifest_spec(spec: RunSpec) -> ManifestSpec:
+    """The manifest part of a run spec (URI, columns, storage options).
+
+    Example:
+        >>> manifest_spec(RunSpec("m.parquet", "out", image_column="photo")).image_column
+        'photo'
+    """
+    return ManifestSpec(
+        spec.manifest,
+        storage_options=dict(spec.storage_options or {}),
+        image_column=spec.image_column,
+        mask_column=spec.mask_column,
+        key_column=spec.key_column,
+    )
+
+
+def build_job(spec: RunSpec) -> ShardJob:
+    """The job every shard of ``spec`` runs with; cheap (reads nothing), so a worker can rebuild
+    it from the spec instead of receiving it.
+
+    Example:
+        >>> job = build_job(RunSpec("m.parquet", "memory://out/").check())
+        >>> job.output, len(job.run_key)
+        ('memory://out', 32)
+    """
+    run_key = compute_run_key(
+        manifest=spec.manifest,
+        output=spec.output,
+        options=spec.options,
+        backend=spec.backend,
+        columns={"image": spec.image_column, "mask": spec.mask_column, "key": spec.key_column},
+    )
+    return ShardJob(
+        manifest=manifest_spec(spec),
+        output=spec.output,
+        run_key=run_key,
+        backend=spec.backend,
+        options=spec.options,
+        runware=spec.runware,
+        output_storage_options=spec.out_storage_options,
+        input_storage_options=spec.storage_options,
+        concurrency=spec.concurrency,
+        max_attempts=spec.max_attempts,
+        poll_timeout=spec.poll_timeout,
+        pass_urls=spec.pass_urls,
+        poll_policy=spec.poll_policy,
+        retry_policy=spec.retry_policy,
+        local_engine=spec.local_engine,
+    )
+
+
+def plan_run(spec: RunSpec) -> RunPlan:
+    """Check ``spec``, plan its manifest and find what is left to run.
+
+    Raises:
+        RunConfigError: an invalid option. ManifestError: a missing or unreadable manifest,
+            or a missing column.
+
+    Example:
+        ```python
+        run = plan_run(RunSpec("m.parquet", "out"))
+        run.todo, run.skipped_rows, run.run_key
+        ```
+    """
+    spec = spec.check()
+    job = build_job(spec)
+    # Rows sharing a key would share a task UUID and an output file: the first one runs.
+    plan = mark_duplicate_keys(
+        job.manifest, plan_manifest(job.manifest, shard_size=spec.shard_size)
+    )
+    committed = committed_shards(spec.output, job.run_key, spec.out_storage_options)
+    todo = [s for s in plan.shards if s.index not in committed]
+    return RunPlan(spec=spec, job=job, plan=plan, todo=todo)
+
+
+def shard_to_dict(shard: Shard) -> dict[str, Any]:
+    """A JSON-safe description of a shard (for XCom, queues, logs).
+
+    Example:
+        >>> shard_to_dict(Shard(3, "m.parquet", 300, 400, 300, ((350, 10),)))["duplicates"]
+        [[350, 10]]
+    """
+    data = asdict(shard)
+    data["duplicates"] = [list(pair) for pair in shard.duplicates]
+    return data
+
+
+def shard_from_dict(data: dict[str, Any]) -> Shard:
+    """The shard :func:`shard_to_dict` described.
+
+    Example:
+        >>> s = Shard(3, "m.parquet", 300, 400, 300, ((350, 10),))
+        >>> shard_from_dict(shard_to_dict(s)) == s
+        True
+    """
+    return Shard(
+        index=int(data["index"]),
+        file=str(data["file"]),
+        row_start=int(data["row_start"]),
+        row_stop=int(data["row_stop"]),
+        global_start=int(data["global_start"]),
+        duplicates=tuple((int(a), int(b)) for a, b in data.get("duplicates", ())),
+    )

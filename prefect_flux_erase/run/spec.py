@@ -1,0 +1,203 @@
+"""`RunSpec`: every option of a manifest run, checked once, before anything is read or sent.
+
+The front door (:func:`~prefect_flux_erase.run.manifest_run.run_manifest`), the Prefect flow,
+the CLI and the Airflow operators all describe a run with one `RunSpec`; :meth:`RunSpec.check`
+is the only place the run's options are validated, so every interface rejects the same values
+with the same message. The message names the Python parameter; each error carries it as
+``parameter`` so a face can name its own spelling instead (a CLI flag, an operator argument).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+from prefect_flux_erase.runware.config import API_KEY_ENV, RunwareConfig
+from prefect_flux_erase.runware.options import EraseOptions
+from prefect_flux_erase.shards.job import BACKENDS, DEFAULT_POLL_TIMEOUT
+
+if TYPE_CHECKING:
+    from prefect_flux_erase.runware.polling import PollPolicy
+    from prefect_flux_erase.runware.retry_policy import RetryPolicy
+
+
+class RunConfigError(ValueError):
+    """An option of the run is invalid; the message says which and what to use instead.
+
+    ``parameter`` names the option as a Python parameter (``shard_size``), so that a face can
+    reword the message for its own interface; ``code`` is always ``invalidRunOption``.
+
+    Example:
+        >>> err = RunConfigError("shard_size must be >= 1; got 0", parameter="shard_size")
+        >>> str(err), err.parameter, err.code
+        ('shard_size must be >= 1; got 0', 'shard_size', 'invalidRunOption')
+    """
+
+    code = "invalidRunOption"
+
+    def __init__(self, message: str, *, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.parameter = parameter
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_config_error, (self.message, self.parameter))
+
+
+def _rebuild_config_error(message: str, parameter: str | None) -> RunConfigError:
+    return RunConfigError(message, parameter=parameter)
+
+
+def default_options() -> EraseOptions:
+    """The pipeline's default options: the API's defaults, plus ``includeCost`` to report spend.
+
+    Example:
+        >>> default_options().include_cost
+        True
+    """
+    return EraseOptions(include_cost=True)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One manifest run: where the rows are, where results go, how to run them.
+
+    Attributes:
+        manifest: URI of the Parquet manifest (file, directory or glob; any fsspec backend).
+        output: Root URI for ``images/``, ``_parts/``, ``results.parquet`` and ``report.html``.
+        backend: ``"local"`` (embedded engine, offline) or ``"runware"`` (the API, or the
+            emulator at ``runware.base_url``). Never chosen implicitly.
+        runware: API key, base URL and timeouts (default: ``RUNWARE_API_KEY`` /
+            ``RUNWARE_BASE_URL``); used by the ``runware`` backend only.
+        options: FLUX Erase options (default :func:`default_options`).
+        image_column: Manifest column of image URIs.
+        mask_column: Manifest column of mask URIs (white = erase).
+        key_column: Column of unique row keys (default ``row_key`` when present, else derived).
+        storage_options: fsspec options for the manifest and the input images.
+        output_storage_options: fsspec options for ``output`` (default: ``storage_options``).
+        shard_size: Rows per shard (the unit of work, commit and resume).
+        concurrency: Rows in flight at once inside one shard.
+        max_shards_in_flight: Shards at the API at once.
+        max_attempts: Task UUIDs a row may use after transient task failures.
+        poll_timeout: Seconds a submitted row may stay unfinished before ``pollTimeout``.
+        max_failed_fraction: Largest failed/total share for the run to succeed.
+        pass_urls: Send public http(s) inputs as URLs instead of inline bytes.
+        report: Write ``report.html``.
+        local_engine: Engine of the ``local`` backend.
+        poll_policy: ``getResponse`` cadence (the client's default when ``None``).
+        retry_policy: Backoff of the client's per-request retries (its default when ``None``).
+
+    Example:
+        >>> spec = RunSpec("m.parquet", "out/", shard_size=50).check()
+        >>> spec.output, spec.options.include_cost, spec.runware is None
+        ('out', True, True)
+    """
+
+    manifest: str
+    output: str
+    backend: Literal["local", "runware"] = "local"
+    runware: RunwareConfig | None = None
+    options: EraseOptions = field(default_factory=default_options)
+    image_column: str = "image_uri"
+    mask_column: str = "mask_uri"
+    key_column: str | None = None
+    storage_options: Mapping[str, Any] | None = None
+    output_storage_options: Mapping[str, Any] | None = None
+    shard_size: int = 100
+    concurrency: int = 16
+    max_shards_in_flight: int = 4
+    max_attempts: int = 3
+    poll_timeout: float = DEFAULT_POLL_TIMEOUT
+    max_failed_fraction: float = 0.0
+    pass_urls: bool = False
+    report: bool = True
+    local_engine: str = "local"
+    poll_policy: PollPolicy | None = None
+    retry_policy: RetryPolicy | None = None
+
+    def __repr__(self) -> str:
+        # Short and secret-free (the config's key is a SecretStr anyway).
+        return (
+            f"RunSpec(manifest={self.manifest!r}, output={self.output!r}, "
+            f"backend={self.backend!r}, shard_size={self.shard_size})"
+        )
+
+    @property
+    def out_storage_options(self) -> Mapping[str, Any] | None:
+        """The fsspec options of the output (``output_storage_options`` or the inputs')."""
+        if self.output_storage_options is not None:
+            return self.output_storage_options
+        return self.storage_options
+
+    def check(self) -> RunSpec:
+        """Validate every option; return the spec normalised (output without a trailing ``/``,
+        the ``runware`` config resolved from the environment for the ``runware`` backend).
+
+        Raises:
+            RunConfigError: the first invalid option, with what to use instead.
+
+        Example:
+            >>> RunSpec("m.parquet", "out", shard_size=0).check()  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            prefect_flux_erase.run.spec.RunConfigError: shard_size must be an integer >= 1; got 0
+        """
+        for name in ("manifest", "output"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise RunConfigError(f"{name} must be a URI or path; got {value!r}", parameter=name)
+        if self.backend not in BACKENDS:
+            raise RunConfigError(
+                f"backend must be 'local' or 'runware'; got {self.backend!r}", parameter="backend"
+            )
+        for name in ("shard_size", "concurrency", "max_shards_in_flight", "max_attempts"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise RunConfigError(
+                    f"{name} must be an integer >= 1; got {value!r}", parameter=name
+                )
+        fraction = self.max_failed_fraction
+        if not isinstance(fraction, int | float) or not 0.0 <= fraction <= 1.0:
+            raise RunConfigError(
+                f"max_failed_fraction must be between 0 and 1; got {fraction!r}",
+                parameter="max_failed_fraction",
+            )
+        timeout = self.poll_timeout
+        if not isinstance(timeout, int | float) or not (timeout > 0 and math.isfinite(timeout)):
+            raise RunConfigError(
+                f"poll_timeout must be > 0 seconds; got {timeout!r}", parameter="poll_timeout"
+            )
+        if not isinstance(self.options, EraseOptions):
+            raise RunConfigError(
+                f"options must be EraseOptions; got {type(self.options).__name__}",
+                parameter="options",
+            )
+        for name in ("image_column", "mask_column"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise RunConfigError(f"{name} must be a column name", parameter=name)
+        output = self.output.rstrip("/") or self.output
+        return replace(self, output=output, runware=self.resolved_runware())
+
+    def resolved_runware(self) -> RunwareConfig | None:
+        """The API settings the run uses: given, or from the environment; ``None`` for local.
+
+        Raises:
+            RunConfigError: ``runware`` without an API key anywhere.
+
+        Example:
+            >>> RunSpec("m", "o", backend="local").resolved_runware() is None
+            True
+        """
+        if self.backend != "runware":
+            return None
+        config = self.runware or RunwareConfig()
+        if not config.has_key:
+            raise RunConfigError(
+                "the runware backend needs an API key: give the run one (runware=RunwareConfig("
+                f"api_key=...), or a credentials block / connection) or set {API_KEY_ENV} "
+                "(use backend='local' to run offline)",
+                parameter="runware",
+            )
+        return config.plain()
