@@ -19,7 +19,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tests.browser.chromium import Chromium
+from tests.fixtures.chromium import Chromium
 
 #: Loads every image (the report marks thumbnails ``loading="lazy"``, which would leave the
 #: ones below the fold unloaded in a screenshot-sized window) and reports each one's state.

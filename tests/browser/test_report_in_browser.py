@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.chromium import require_chromium
 from tests.browser.report_check import ReportCheck, check_report, serve_directory
 from tests.browser.sample_run import BAD_ROWS, SAMPLES, run_sample
+from tests.fixtures.chromium import require_chromium
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -26,7 +26,7 @@ import pytest
 
 from prefect_flux_erase import FluxEraseSettings, RunwareCredentials
 from prefect_flux_erase.emulator import EmulatorServer
-from tests.browser.chromium import Chromium, require_chromium
+from tests.fixtures.chromium import Chromium, require_chromium
 from tests.fixtures.prefect import prefect_cli, register_blocks
 
 CANARY = "rk-canary-server-7f3a"

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from prefect_flux_erase.emulator import EmulatorServer
-from tests.emulator.conftest import API_KEY, TaskFactory
+from tests.fixtures.emulator_requests import API_KEY, TaskFactory
 
 PING = {"taskType": "ping"}
 

@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from prefect_flux_erase.emulator import EmulatorServer
-from tests.emulator.conftest import TaskFactory, poll
+from tests.fixtures.emulator_requests import TaskFactory, poll
 
 
 def test_sync_reply_carries_the_result_and_its_image_is_served(

@@ -11,7 +11,7 @@ import numpy as np
 
 from prefect_flux_erase.emulator import EmulatorServer
 from prefect_flux_erase.runware.media import to_data_uri
-from tests.emulator.conftest import Receiver, TaskFactory, photo, png_bytes, square_mask
+from tests.fixtures.emulator_requests import Receiver, TaskFactory, photo, png_bytes, square_mask
 
 
 def _error(reply: httpx.Response) -> dict[str, str]:

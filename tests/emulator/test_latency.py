@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from prefect_flux_erase.emulator import EmulatorServer
-from tests.emulator.conftest import TaskFactory, poll
+from tests.fixtures.emulator_requests import TaskFactory, poll
 
 
 def _status(client: httpx.Client, emu: EmulatorServer, task_uuid: str) -> str:

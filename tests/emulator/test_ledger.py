@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from prefect_flux_erase.emulator import EmulatorServer
-from tests.emulator.conftest import TaskFactory, poll
+from tests.fixtures.emulator_requests import TaskFactory, poll
 
 
 def _submit_until_accepted(client: httpx.Client, url: str, task: dict[str, object]) -> str:

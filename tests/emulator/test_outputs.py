@@ -12,7 +12,7 @@ from PIL import Image
 
 from prefect_flux_erase.emulator import EmulatorServer
 from prefect_flux_erase.runware.media import to_data_uri
-from tests.emulator.conftest import SIZE, TaskFactory, png_bytes, poll, square_mask
+from tests.fixtures.emulator_requests import SIZE, TaskFactory, png_bytes, poll, square_mask
 
 MAGIC = {"JPG": b"\xff\xd8\xff", "PNG": b"\x89PNG", "WEBP": b"RIFF"}
 MIME = {"JPG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}

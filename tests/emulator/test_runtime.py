@@ -13,7 +13,7 @@ from PIL import Image
 from prefect_flux_erase.emulator import EmulatorServer
 from prefect_flux_erase.runware.media import to_data_uri
 from prefect_flux_erase.runware.pricing import output_size
-from tests.emulator.conftest import TaskFactory, png_bytes, poll
+from tests.fixtures.emulator_requests import TaskFactory, png_bytes, poll
 
 
 def _broken_engine(rgb: Any, mask: Any, dilate: int, seed: int) -> Any:

@@ -17,7 +17,7 @@ from runware import Runware
 from runware import RunwareError as SdkError
 
 from prefect_flux_erase.emulator import EmulatorServer
-from tests.emulator.conftest import API_KEY
+from tests.fixtures.emulator_requests import API_KEY
 
 
 def _sdk(emu: EmulatorServer) -> Runware:

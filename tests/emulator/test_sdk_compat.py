@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from prefect_flux_erase.emulator import EmulatorServer
-from tests.emulator.conftest import API_KEY
+from tests.fixtures.emulator_requests import API_KEY
 
 USER_AGENT = (
     f"runware-python/1.8.0 (python/{platform.python_version()}; "

@@ -13,7 +13,7 @@ from prefect_flux_erase.engine import pmfill
 from prefect_flux_erase.engine.erase import CropReport, LocalEraser, erase
 from prefect_flux_erase.engine.regions import dilate
 from prefect_flux_erase.engine.working import FillSettings
-from tests.engine.conftest import BLOB, striped_scene
+from tests.fixtures.engine_scenes import BLOB, striped_scene
 
 Scene = tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.bool_]]
 Backend = Literal["patchmatch", "numba"]

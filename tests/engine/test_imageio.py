@@ -14,7 +14,7 @@ from prefect_flux_erase.engine.imageio import (
     decode_mask,
     encode_image,
 )
-from tests.engine.conftest import encode
+from tests.fixtures.engine_scenes import encode
 
 
 def _gradient_rgb(w: int = 24, h: int = 16) -> Image.Image:

@@ -11,7 +11,7 @@ from PIL import Image
 from prefect_flux_erase.engine import ENGINE_NAMES, erase_bytes, get_engine
 from prefect_flux_erase.engine.echo import echo_fill
 from prefect_flux_erase.engine.imageio import ImageInputError
-from tests.engine.conftest import encode, striped_scene
+from tests.fixtures.engine_scenes import encode, striped_scene
 
 
 def test_local_and_echo_resolve_to_engines_callable_positionally_and_by_keyword() -> None:

@@ -21,7 +21,7 @@ from botocore.config import Config
 
 from prefect_flux_erase import FluxEraseSettings, RunwareCredentials, erase_images
 from prefect_flux_erase.emulator import EmulatorServer
-from tests.examples.conftest import load_example
+from tests.fixtures.examples import load_example
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 PNG = b"\x89PNG"

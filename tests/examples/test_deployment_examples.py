@@ -14,7 +14,7 @@ from prefect.flows import load_flow_from_entrypoint
 
 from prefect_flux_erase import RunwareCredentials
 from prefect_flux_erase.emulator import EmulatorServer
-from tests.examples.conftest import EXAMPLES, load_example
+from tests.fixtures.examples import EXAMPLES, load_example
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

@@ -27,7 +27,7 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from tests.examples.conftest import EXAMPLES, load_example
+from tests.fixtures.examples import EXAMPLES, load_example
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 DEPLOYMENT = "nightly-erase/nightly-erase"

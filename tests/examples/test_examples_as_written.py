@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from prefect_flux_erase.emulator import EmulatorServer
-from tests.examples.conftest import EXAMPLES
+from tests.fixtures.examples import EXAMPLES
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 SAMPLES = ["astronaut", "chelsea", "coffee", "rocket"]

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import s3fs
 
-from tests.examples.conftest import EXAMPLES, load_example
+from tests.fixtures.examples import EXAMPLES, load_example
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 SAMPLES = ["astronaut", "chelsea", "coffee", "rocket"]

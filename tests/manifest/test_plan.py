@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import random
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +23,7 @@ from prefect_flux_erase.manifest.plan import (
     plan_manifest,
     read_shard,
 )
+from tests.fixtures.manifests import put_parquet, sample_table
 from tests.fixtures.roots import Root, root, serve_directory
 
 __all__ = ["root"]
@@ -34,26 +34,6 @@ def _fresh_cursors() -> Iterator[None]:
     manifest_reader.close_cursors()
     yield
     manifest_reader.close_cursors()
-
-
-def sample_table(n: int, start: int = 0) -> pa.Table:
-    """A manifest with URIs, a typed pass-through column and an optional dilation column."""
-    ids = list(range(start, start + n))
-    return pa.table(
-        {
-            "image_uri": [f"s3://data/img/{i:05d}.png" for i in ids],
-            "mask_uri": [None if i % 17 == 3 else f"s3://data/mask/{i:05d}.png" for i in ids],
-            "score": pa.array([i / 4 for i in ids], pa.float32()),
-            "taken": pa.array([i * 1_000_000 for i in ids], pa.timestamp("us", tz="UTC")),
-            "dilate_pixels": pa.array([None if i % 5 else i % 30 for i in ids], pa.int16()),
-        }
-    )
-
-
-def put_parquet(uri: str, table: pa.Table, options: dict[str, Any], **write: Any) -> None:
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, **write)
-    storage.write_bytes(uri, buffer.getvalue(), options)
 
 
 def read_all(spec: ManifestSpec, shard_size: int) -> list[ManifestRow]:

@@ -23,8 +23,8 @@ from prefect_flux_erase.results.assemble import (
 )
 from prefect_flux_erase.results.row_outcome import RESULT_SCHEMA, RowOutcome
 from prefect_flux_erase.results.tally import SummaryTally
+from tests.fixtures.manifests import put_parquet, sample_table
 from tests.fixtures.roots import Root, root
-from tests.manifest.test_plan import put_parquet, sample_table
 
 __all__ = ["root"]
 

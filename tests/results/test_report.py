@@ -17,8 +17,8 @@ from prefect_flux_erase.results.assemble import assemble_results, write_part
 from prefect_flux_erase.results.report import THUMBNAIL_SIDE, write_report
 from prefect_flux_erase.results.row_outcome import RowOutcome
 from prefect_flux_erase.results.tally import ResultsSummary
+from tests.fixtures.manifests import put_parquet
 from tests.fixtures.roots import Root, root
-from tests.manifest.test_plan import put_parquet
 
 __all__ = ["root"]
 

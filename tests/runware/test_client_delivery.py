@@ -18,7 +18,7 @@ from prefect_flux_erase.runware.media import sniff_mime
 from prefect_flux_erase.runware.models import ImageInferenceTask
 from prefect_flux_erase.runware.responses import parse_reply
 from tests.fixtures.emulator import record_dilation
-from tests.runware.conftest import FAST_POLL, PHOTO_SIZE, Photo, Receiver
+from tests.fixtures.runware_client import FAST_POLL, PHOTO_SIZE, Photo, Receiver
 
 MakeTask = Callable[..., ImageInferenceTask]
 NewClient = Callable[..., RunwareClient]

@@ -26,7 +26,7 @@ from prefect_flux_erase.runware.ids import task_uuid
 from prefect_flux_erase.runware.media import to_data_uri
 from prefect_flux_erase.runware.models import ImageInferenceTask
 from prefect_flux_erase.runware.retry_policy import RetryPolicy
-from tests.runware.conftest import FAST_RETRY, PHOTO_SIZE, Receiver
+from tests.fixtures.runware_client import FAST_RETRY, PHOTO_SIZE, Receiver
 
 MakeTask = Callable[..., ImageInferenceTask]
 NewClient = Callable[..., RunwareClient]

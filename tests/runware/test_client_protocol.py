@@ -28,7 +28,7 @@ from prefect_flux_erase.runware.ids import task_uuid
 from prefect_flux_erase.runware.models import ImageInferenceTask
 from prefect_flux_erase.runware.responses import parse_reply
 from prefect_flux_erase.runware.retry_policy import RetryPolicy
-from tests.runware.conftest import Canned, Receiver
+from tests.fixtures.runware_client import Canned, Receiver
 
 MakeTask = Callable[..., ImageInferenceTask]
 NewClient = Callable[..., RunwareClient]

@@ -15,7 +15,7 @@ from prefect_flux_erase.runware.client import RunwareClient
 from prefect_flux_erase.runware.errors import InvalidOptionError, PermanentError
 from prefect_flux_erase.runware.ids import task_uuid
 from prefect_flux_erase.runware.models import ALLOWED, ImageInferenceTask, build_task
-from tests.runware.conftest import Photo
+from tests.fixtures.runware_client import Photo
 
 MakeTask = Callable[..., ImageInferenceTask]
 NewClient = Callable[..., RunwareClient]

@@ -10,7 +10,7 @@ from prefect_flux_erase.runware.client import RunwareClient
 from prefect_flux_erase.runware.errors import PermanentError, TransportError
 from prefect_flux_erase.runware.responses import ResultItem
 from prefect_flux_erase.runware.retry_policy import RetryPolicy
-from tests.runware.conftest import Receiver
+from tests.fixtures.runware_client import Receiver
 
 NewClient = Callable[..., RunwareClient]
 

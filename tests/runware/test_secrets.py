@@ -16,7 +16,7 @@ from prefect_flux_erase.runware.models import ImageInferenceTask
 from prefect_flux_erase.runware.responses import ResultItem
 from prefect_flux_erase.runware.retry_policy import RetryPolicy
 from prefect_flux_erase.runware.task_outcome import TaskOutcome
-from tests.runware.conftest import Received, Receiver
+from tests.fixtures.runware_client import Received, Receiver
 
 MakeTask = Callable[..., ImageInferenceTask]
 NewClient = Callable[..., RunwareClient]
