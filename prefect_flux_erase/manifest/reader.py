@@ -44,6 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from prefect_flux_erase import storage
+from prefect_flux_erase.errors import FluxEraseError
 
 #: Directory names and files the pipeline writes into its output: never manifest data.
 EXCLUDED_NAMES = frozenset({"_parts", "images", "report", "results.parquet"})
@@ -61,7 +62,7 @@ _BUFFER_SIZE = 1024 * 1024
 _GLOB_CHARS = frozenset("*?[")
 
 
-class ManifestError(ValueError):
+class ManifestError(FluxEraseError, ValueError):
     """A manifest that cannot be used; ``code`` is stable and the message names the cause.
 
     Codes: ``manifestNotFound``, ``manifestPermissionDenied``, ``manifestUnreadable``,
@@ -71,15 +72,15 @@ class ManifestError(ValueError):
     Example:
         >>> ManifestError("no column 'image_uri'", code="manifestColumnMissing").code
         'manifestColumnMissing'
+        >>> ManifestError("cannot read manifest m.parquet").code
+        'manifestUnreadable'
     """
 
-    def __init__(self, message: str, code: str = "manifestUnreadable") -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
+    default_code = "manifestUnreadable"
+    code: str
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.message, self.code))
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message, code=code)
 
 
 def _manifest_error(exc: BaseException, shown: str) -> ManifestError:

@@ -14,6 +14,7 @@ import sys
 
 import httpx
 
+from prefect_flux_erase.errors import is_transient_status
 from prefect_flux_erase.runware.errors import RunwareError
 from prefect_flux_erase.shards.api_backend import RunAborted
 from prefect_flux_erase.storage.files import http_status, is_gcsfs_http_error
@@ -27,13 +28,6 @@ _PERMANENT_OS_ERRORS = (
     FileExistsError,
 )
 _PERMANENT_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.ENAMETOOLONG, errno.EINVAL})
-#: A storage service's answers that may pass (besides 5xx): request timeout, throttling.
-_TRANSIENT_STATUSES = frozenset({408, 429})
-
-
-def _is_transient_status(status: int | None) -> bool:
-    """One rule for every storage service's HTTP status: 408, 429 and 5xx may pass."""
-    return status is not None and (status in _TRANSIENT_STATUSES or status >= 500)
 
 
 def is_transient_fault(exc: BaseException | None) -> bool:
@@ -69,7 +63,7 @@ def is_transient_fault(exc: BaseException | None) -> bool:
     if isinstance(exc, OSError) or is_gcsfs_http_error(exc):
         status = http_status(exc)
         if status is not None:
-            return _is_transient_status(status)
+            return is_transient_status(status)
     # s3fs raises a bare OSError for a throttled or failing service once its own retries are
     # spent; a missing object, a denied key or a full disk fails the same way again.
     return (
@@ -100,5 +94,5 @@ def _is_transient_azure(exc: BaseException) -> bool:
     if isinstance(seen, ServiceRequestError | ServiceResponseError):
         return True
     if isinstance(seen, HttpResponseError):
-        return _is_transient_status(seen.status_code)
+        return is_transient_status(seen.status_code)
     return False

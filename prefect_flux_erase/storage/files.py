@@ -29,6 +29,8 @@ import fsspec
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
+from prefect_flux_erase.errors import FluxEraseError
+
 # The one redaction rule of the package, re-exported: every message here names URIs with it.
 from prefect_flux_erase.runware.redaction import install_log_redaction, redact_url
 
@@ -68,7 +70,7 @@ _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 install_log_redaction()
 
 
-class InputReadError(Exception):
+class InputReadError(FluxEraseError):
     """An input that cannot be read, with a stable ``code`` and a ``message`` naming the URI.
 
     Codes: ``missingUri``, ``inputNotFound``, ``inputPermissionDenied``, ``inputTooLarge``,
@@ -82,14 +84,10 @@ class InputReadError(Exception):
         'missingUri'
     """
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+    code: str
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Keep both arguments when pickled to another worker process.
-        return (type(self), (self.code, self.message))
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message, code=code)
 
 
 # --------------------------------------------------------------------------- addressing
@@ -190,13 +188,15 @@ def exists(uri: str, storage_options: Mapping[str, Any] | None = None) -> bool:
 
 def _require_uri(uri: object) -> str:
     if uri is None or (isinstance(uri, float) and math.isnan(uri)):
-        raise InputReadError("missingUri", "no URI given (the manifest cell is empty)")
+        raise InputReadError("no URI given (the manifest cell is empty)", code="missingUri")
     if not isinstance(uri, str):
         raise InputReadError(
-            "inputUnreadable", f"expected a URI string, got {type(uri).__name__} {uri!r:.80}"
+            f"expected a URI string, got {type(uri).__name__} {uri!r:.80}", code="inputUnreadable"
         )
     if not uri.strip():
-        raise InputReadError("missingUri", "no URI given (the manifest cell is an empty string)")
+        raise InputReadError(
+            "no URI given (the manifest cell is an empty string)", code="missingUri"
+        )
     return uri.strip()
 
 
@@ -258,19 +258,20 @@ def _classify_read_error(exc: BaseException, shown: str) -> InputReadError:
     status = http_status(exc)
     if isinstance(exc, PermissionError) or status in (401, 403):
         return InputReadError(
-            "inputPermissionDenied",
             f"{shown}: access denied ({detail}); check the credentials in storage_options "
             "and the bucket policy",
+            code="inputPermissionDenied",
         )
     if isinstance(exc, FileNotFoundError) or status in (404, 410):
-        return InputReadError("inputNotFound", f"{shown} does not exist")
+        return InputReadError(f"{shown} does not exist", code="inputNotFound")
     if isinstance(exc, IsADirectoryError):
-        return InputReadError("inputUnreadable", f"{shown} is a directory, not a file")
+        return InputReadError(f"{shown} is a directory, not a file", code="inputUnreadable")
     if isinstance(exc, ImportError):
         return InputReadError(
-            "inputUnreadable", f"{shown}: the filesystem for this URI is not installed ({detail})"
+            f"{shown}: the filesystem for this URI is not installed ({detail})",
+            code="inputUnreadable",
         )
-    return InputReadError("inputUnreadable", f"{shown}: cannot read ({detail})")
+    return InputReadError(f"{shown}: cannot read ({detail})", code="inputUnreadable")
 
 
 def read_bytes(
@@ -297,7 +298,7 @@ def read_bytes(
     text = _require_uri(uri)
     shown = redact_url(text)
     too_large = InputReadError(
-        "inputTooLarge", f"{shown} is larger than the {max_bytes:,}-byte limit for one input"
+        f"{shown} is larger than the {max_bytes:,}-byte limit for one input", code="inputTooLarge"
     )
     try:
         fs, path = resolve(text, storage_options)
@@ -308,7 +309,7 @@ def read_bytes(
             # fails to read with a TypeError; its details (from the open) already say what it is.
             details = getattr(f, "details", None)
             if isinstance(details, dict) and details.get("type") == "directory":
-                raise InputReadError("inputUnreadable", f"{shown} is a directory, not a file")
+                raise InputReadError(f"{shown} is a directory, not a file", code="inputUnreadable")
             size = getattr(f, "size", None)
             if isinstance(size, int) and size > max_bytes:
                 raise too_large
@@ -321,7 +322,7 @@ def read_bytes(
         raise too_large
     if not data and _is_directory(fs, path):
         # Object stores read a "directory" (a key prefix) as an empty file.
-        raise InputReadError("inputUnreadable", f"{shown} is a directory, not a file")
+        raise InputReadError(f"{shown} is a directory, not a file", code="inputUnreadable")
     return bytes(data)
 
 

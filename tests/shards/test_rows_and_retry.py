@@ -99,7 +99,7 @@ def test_outcome_of_a_done_ticket_sums_costs_and_redacts_source_urls() -> None:
         (httpx.ConnectError("refused"), True),
         (TimeoutError(), True),
         (AuthenticationError("bad key", code="invalidApiKey"), False),
-        (RunAborted("insufficientCredits", "top up"), False),
+        (RunAborted("insufficientCredits: top up", code="insufficientCredits"), False),
         (KeyError("a bug"), False),
         (ValueError("a bug"), False),
         # what s3fs raises once its own retries of a throttled or failing S3 are spent

@@ -247,6 +247,8 @@ def test_access_denied_is_permission_denied_and_never_retried() -> None:
     [
         (429, "The object exceeded the rate limit for object mutation operations."),
         (503, "We encountered an internal error. Please try again."),
+        # gcsfs does not retry a 425 itself; RFC 8470 says a client may: the stage does.
+        (425, "Too Early."),
     ],
 )
 def test_a_throttled_or_failing_service_is_retried_once_gcsfs_gives_up(
