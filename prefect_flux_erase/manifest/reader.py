@@ -87,15 +87,21 @@ def _manifest_error(exc: BaseException, shown: str) -> ManifestError:
     if isinstance(exc, ManifestError):
         return exc
     detail = storage.redact_url(f"{type(exc).__name__}: {exc}")
-    if isinstance(exc, PermissionError) or storage.http_status(exc) in (401, 403):
+    # Why the read failed is decided once, in storage/faults.py; Parquet's own errors are ours.
+    fault = storage.read_fault(exc)
+    if fault == "denied":
         return ManifestError(
             f"manifest {shown}: access denied ({detail}); check storage_options",
             code="manifestPermissionDenied",
         )
-    if isinstance(exc, FileNotFoundError):
+    if fault == "notFound":
         return ManifestError(f"manifest {shown} does not exist", code="manifestNotFound")
     if isinstance(exc, pa.ArrowInvalid):
         return ManifestError(f"manifest {shown} is not a readable Parquet file ({detail})")
+    if fault == "noFilesystem":
+        return ManifestError(
+            f"manifest {shown}: the filesystem for this URI is not installed ({detail})"
+        )
     return ManifestError(f"cannot read manifest {shown} ({detail})")
 
 

@@ -17,7 +17,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, Serv
 
 from prefect_flux_erase import storage
 from prefect_flux_erase.manifest.reader import list_manifest_files
-from prefect_flux_erase.storage.faults import is_transient_fault as is_transient
+from prefect_flux_erase.storage import is_transient_fault
 from prefect_flux_erase.storage.files import InputReadError
 from prefect_flux_erase.tasks.stage_options import retry_if_transient
 from prefect_flux_erase.tasks.stages import upload_erased
@@ -271,7 +271,7 @@ def _stage_would_retry(exc: BaseException) -> bool:
     from prefect.states import Failed
 
     state = Failed(data=exc)
-    return is_transient(exc) and retry_if_transient(upload_erased, None, state)  # type: ignore[arg-type]
+    return is_transient_fault(exc) and retry_if_transient(upload_erased, None, state)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -330,5 +330,5 @@ def test_a_missing_container_or_a_wrong_key_on_write_is_not_retried(
 
     assert no_container.value.error_code == "ContainerNotFound"
     assert (denied.value.status_code, denied.value.error_code) == (403, "AuthorizationFailure")
-    assert not is_transient(no_container.value)
-    assert not is_transient(denied.value)
+    assert not is_transient_fault(no_container.value)
+    assert not is_transient_fault(denied.value)
