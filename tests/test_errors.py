@@ -19,6 +19,9 @@ from prefect_flux_erase.errors import (
 from prefect_flux_erase.manifest.pairing import PairingError
 from prefect_flux_erase.manifest.reader import ManifestError
 from prefect_flux_erase.results.assemble import ResultsError
+from prefect_flux_erase.results.summary import EraseSummary
+from prefect_flux_erase.run.executor import ShardFailure
+from prefect_flux_erase.run.manifest_run import ShardsFailed, TooManyFailedRows
 from prefect_flux_erase.runware.errors import (
     AuthenticationError,
     ConflictTaskUUIDError,
@@ -47,6 +50,11 @@ EVERY_ERROR: list[FluxEraseError] = [
     PairingError("no image has a mask", code="nothingPaired"),
     ResultsError("shard 3 has no part", code="missingParts"),
     RunAborted("invalidApiKey: the key was rejected", code="invalidApiKey"),
+    # The run's own two are built from what they carry; the message is made from it.
+    TooManyFailedRows(
+        EraseSummary(rows=4, succeeded=3, failed=1, results_uri="out/r.parquet"), 0.0
+    ),
+    ShardsFailed([ShardFailure(3, "poll", "TransientError: 503")], shards=10, committed=9),
     RunwareError("boom", code="unknownError", http_status=500, task_uuid=T),
     TransientError("busy", code="serviceUnavailable", http_status=503, retry_after=1.5),
     RateLimitError("slow down", code="rateLimitExceeded", http_status=429, retry_after=0.5),
