@@ -18,6 +18,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from prefect_flux_erase.errors import FluxEraseError
+
 #: Largest accepted input, in pixels (Pillow's decompression-bomb guard is raised to this).
 MAX_INPUT_PIXELS = 64_000_000
 #: The model's minimum side (upstream BFL rule; the emulator enforces it by default).
@@ -26,7 +28,7 @@ MIN_SIDE = 256
 _FORMATS = {"JPEG": "JPG", "PNG": "PNG", "WEBP": "WEBP", "GIF": "GIF", "BMP": "BMP", "TIFF": "TIFF"}
 
 
-class ImageInputError(ValueError):
+class ImageInputError(FluxEraseError, ValueError):
     """An input image or mask that cannot be used, with a stable ``code`` and the ``parameter``.
 
     Codes: ``emptyInput``, ``invalidImage`` (not a decodable image), ``imageTooLarge``
@@ -40,11 +42,11 @@ class ImageInputError(ValueError):
         ('emptyInput', 'inputs.image')
     """
 
-    def __init__(self, code: str, message: str, parameter: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.parameter = parameter
+    code: str
+    parameter: str
+
+    def __init__(self, message: str, *, code: str, parameter: str) -> None:
+        super().__init__(message, code=code, parameter=parameter)
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,10 @@ class DecodedImage:
 
 def _too_large(parameter: str, max_pixels: int) -> ImageInputError:
     return ImageInputError(
-        "imageTooLarge",
         f"{parameter}: the image has more than {max_pixels:,} pixels (a decompression bomb "
         "or a very large image); downscale it before erasing",
-        parameter,
+        code="imageTooLarge",
+        parameter=parameter,
     )
 
 
@@ -74,7 +76,9 @@ def _open(data: bytes, parameter: str, max_pixels: int, *, draft: bool = False) 
     """Open and load an image (checked); with ``draft``, ``info["stored_size"]`` keeps the
     file's own size when a JPEG is decoded at reduced scale."""
     if not data:
-        raise ImageInputError("emptyInput", f"{parameter}: the file is empty (0 bytes)", parameter)
+        raise ImageInputError(
+            f"{parameter}: the file is empty (0 bytes)", code="emptyInput", parameter=parameter
+        )
     # The size is checked from the header, before any pixel is decoded. Pillow's global
     # MAX_IMAGE_PIXELS is left alone: changing it per call would race with decodes in other
     # threads (the pipeline decodes rows concurrently). Pillow's own, higher, limit still applies.
@@ -92,16 +96,16 @@ def _open(data: bytes, parameter: str, max_pixels: int, *, draft: bool = False) 
         raise _too_large(parameter, max_pixels) from exc
     except UnidentifiedImageError as exc:
         raise ImageInputError(
-            "invalidImage",
             f"{parameter}: not a readable image ({len(data)} bytes starting {data[:12]!r}); "
             "provide a PNG, JPEG or WEBP file",
-            parameter,
+            code="invalidImage",
+            parameter=parameter,
         ) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageInputError(
-            "invalidImage",
             f"{parameter}: the image is truncated or corrupt ({exc}); re-export the file",
-            parameter,
+            code="invalidImage",
+            parameter=parameter,
         ) from exc
     if too_large:
         raise _too_large(parameter, max_pixels)
@@ -154,20 +158,20 @@ def decode_image(
 def _require_min_side(w: int, h: int, min_side: int, parameter: str) -> None:
     if min_side and min(w, h) < min_side:
         raise ImageInputError(
-            "imageTooSmall",
             f"{parameter}: {w}x{h} is below the model's minimum of {min_side}x{min_side}; "
             "upscale or pad the image",
-            parameter,
+            code="imageTooSmall",
+            parameter=parameter,
         )
 
 
 def _require_size(mask: tuple[int, int], image: tuple[int, int], parameter: str) -> None:
     if mask != image:
         raise ImageInputError(
-            "invalidMaskDimensions",
             f"{parameter}: the mask is {mask[0]}x{mask[1]} but the image is "
             f"{image[0]}x{image[1]}; masks must have the image's exact size",
-            parameter,
+            code="invalidMaskDimensions",
+            parameter=parameter,
         )
 
 

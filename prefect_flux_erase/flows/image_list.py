@@ -50,7 +50,8 @@ def pairs_table(pairs: Sequence[tuple[str, str] | Mapping[str, Any]]) -> pa.Tabl
         else:
             raise RunConfigError(
                 f"pairs[{n}] must be an (image_uri, mask_uri) tuple or a dict with image_uri "
-                f"and mask_uri; got {pair!r:.80}"
+                f"and mask_uri; got {pair!r:.80}",
+                parameter="pairs",
             )
     # Rows without a key get their position, so every key is unique and stable.
     keys = [k if k is not None else f"{n:06d}" for n, k in enumerate(keys)]
@@ -113,7 +114,9 @@ def erase_images(
         ```
     """
     if "manifest" in options:
-        raise RunConfigError("erase_images writes its own manifest; do not pass manifest=")
+        raise RunConfigError(
+            "erase_images writes its own manifest; do not pass manifest=", parameter="manifest"
+        )
     out_options = options.get("output_storage_options") or options.get("storage_options")
     manifest = write_pairs_manifest(pairs, output, out_options)
     # The manifest lives next to the outputs, so read it with the output's storage options.

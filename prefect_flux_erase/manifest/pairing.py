@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from prefect_flux_erase import storage
+from prefect_flux_erase.errors import FluxEraseError
 
 #: File extensions treated as images or masks (compared case-insensitively).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
@@ -38,7 +39,7 @@ MASK_SUFFIXES = ("_mask", "-mask", ".mask")
 _EXAMPLES = 5
 
 
-class PairingError(ValueError):
+class PairingError(FluxEraseError, ValueError):
     """Nothing to pair, or a folder that cannot be listed; ``code`` is stable.
 
     Codes: ``pairingSourceNotFound``, ``pairingSourceUnreadable``, ``nothingPaired``.
@@ -48,13 +49,10 @@ class PairingError(ValueError):
         'nothingPaired'
     """
 
-    def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
+    code: str
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.message, self.code))
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message, code=code)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from prefect_flux_erase import storage
+from prefect_flux_erase.errors import FluxEraseError
 
 #: Directory names and files the pipeline writes into its output: never manifest data.
 EXCLUDED_NAMES = frozenset({"_parts", "images", "report", "results.parquet"})
@@ -61,7 +62,7 @@ _BUFFER_SIZE = 1024 * 1024
 _GLOB_CHARS = frozenset("*?[")
 
 
-class ManifestError(ValueError):
+class ManifestError(FluxEraseError, ValueError):
     """A manifest that cannot be used; ``code`` is stable and the message names the cause.
 
     Codes: ``manifestNotFound``, ``manifestPermissionDenied``, ``manifestUnreadable``,
@@ -71,30 +72,36 @@ class ManifestError(ValueError):
     Example:
         >>> ManifestError("no column 'image_uri'", code="manifestColumnMissing").code
         'manifestColumnMissing'
+        >>> ManifestError("cannot read manifest m.parquet").code
+        'manifestUnreadable'
     """
 
-    def __init__(self, message: str, code: str = "manifestUnreadable") -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
+    default_code = "manifestUnreadable"
+    code: str
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.message, self.code))
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message, code=code)
 
 
 def _manifest_error(exc: BaseException, shown: str) -> ManifestError:
     if isinstance(exc, ManifestError):
         return exc
     detail = storage.redact_url(f"{type(exc).__name__}: {exc}")
-    if isinstance(exc, PermissionError) or storage.http_status(exc) in (401, 403):
+    # Why the read failed is decided once, in storage/faults.py; Parquet's own errors are ours.
+    fault = storage.read_fault(exc)
+    if fault == "denied":
         return ManifestError(
             f"manifest {shown}: access denied ({detail}); check storage_options",
             code="manifestPermissionDenied",
         )
-    if isinstance(exc, FileNotFoundError):
+    if fault == "notFound":
         return ManifestError(f"manifest {shown} does not exist", code="manifestNotFound")
     if isinstance(exc, pa.ArrowInvalid):
         return ManifestError(f"manifest {shown} is not a readable Parquet file ({detail})")
+    if fault == "noFilesystem":
+        return ManifestError(
+            f"manifest {shown}: the filesystem for this URI is not installed ({detail})"
+        )
     return ManifestError(f"cannot read manifest {shown} ({detail})")
 
 

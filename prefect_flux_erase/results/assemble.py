@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from prefect_flux_erase import storage
+from prefect_flux_erase.errors import FluxEraseError
 from prefect_flux_erase.manifest.reader import release_unused_memory
 from prefect_flux_erase.results.row_outcome import RESULT_COLUMNS, RESULT_FIELDS, RowOutcome
 from prefect_flux_erase.results.tally import ResultsSummary, SummaryTally
@@ -73,7 +74,7 @@ RESULTS_ROW_GROUP_ROWS = 8_192
 _PART_NAME = re.compile(r"^shard-(\d{5,})\.parquet$")
 
 
-class ResultsError(ValueError):
+class ResultsError(FluxEraseError, ValueError):
     """Results that do not add up, with a stable ``code``.
 
     Codes: ``outcomeMismatch`` (a row without exactly one outcome), ``missingParts`` (shards
@@ -84,13 +85,10 @@ class ResultsError(ValueError):
         'missingParts'
     """
 
-    def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
+    code: str
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.message, self.code))
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message, code=code)
 
 
 def part_uri(output: str, shard_index: int) -> str:

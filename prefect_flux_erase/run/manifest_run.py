@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from prefect_flux_erase.errors import FluxEraseError
 from prefect_flux_erase.results.assemble import assemble_results
 from prefect_flux_erase.results.summary import EraseSummary
 from prefect_flux_erase.run.executor import (
@@ -45,7 +46,7 @@ _log = logging.getLogger("prefect_flux_erase.run")
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
-class TooManyFailedRows(Exception):
+class TooManyFailedRows(FluxEraseError):
     """More rows failed than ``max_failed_fraction`` allows; ``summary`` has everything.
 
     The results, the report and every row's code are written before this is raised: catch it
@@ -61,22 +62,22 @@ class TooManyFailedRows(Exception):
         ```
     """
 
-    code = "tooManyFailedRows"
+    code: str
+    summary: EraseSummary
+    max_failed_fraction: float
 
     def __init__(self, summary: EraseSummary, max_failed_fraction: float) -> None:
-        self.summary = summary
-        self.max_failed_fraction = max_failed_fraction
         where = summary.results_uri + (f" and {summary.report_uri}" if summary.report_uri else "")
         super().__init__(
             f"{summary.failed} of {summary.rows} rows failed ({summary.failed_fraction:.1%} > "
-            f"max_failed_fraction {max_failed_fraction:.1%}); see {where}"
+            f"max_failed_fraction {max_failed_fraction:.1%}); see {where}",
+            code="tooManyFailedRows",
+            summary=summary,
+            max_failed_fraction=max_failed_fraction,
         )
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.summary, self.max_failed_fraction))
 
-
-class ShardsFailed(Exception):
+class ShardsFailed(FluxEraseError):
     """Some shards could not be processed (after their retries); the run can be resumed.
 
     Committed shards stay committed: running again with the same arguments skips them and
@@ -89,26 +90,21 @@ class ShardsFailed(Exception):
         True
     """
 
-    code = "shardsFailed"
+    code: str
+    failures: list[ShardFailure]
+    shards: int
+    committed: int
 
     def __init__(self, failures: list[ShardFailure], *, shards: int, committed: int) -> None:
-        self.failures = failures
-        self.shards = shards
-        self.committed = committed
         super().__init__(
             f"{len(failures)} of {shards} shards could not be processed (first: "
             f"{failures[0].describe()}). {committed} shards were committed; run again with the "
-            "same arguments to resume: committed shards are skipped and no row is charged twice."
+            "same arguments to resume: committed shards are skipped and no row is charged twice.",
+            code="shardsFailed",
+            failures=failures,
+            shards=shards,
+            committed=committed,
         )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_shards_failed, (self.failures, self.shards, self.committed))
-
-
-def _rebuild_shards_failed(
-    failures: list[ShardFailure], shards: int, committed: int
-) -> ShardsFailed:
-    return ShardsFailed(failures, shards=shards, committed=committed)
 
 
 def describe_plan(run: RunPlan, log: Logger = _log) -> None:

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
+# The error is the core's coded one (code ``invalidRunOption``); re-exported here with the spec.
+from prefect_flux_erase.errors import RunConfigError as RunConfigError
 from prefect_flux_erase.runware.config import API_KEY_ENV, RunwareConfig
 from prefect_flux_erase.runware.options import EraseOptions
 from prefect_flux_erase.shards.job import BACKENDS, DEFAULT_POLL_TIMEOUT
@@ -21,33 +23,6 @@ from prefect_flux_erase.shards.job import BACKENDS, DEFAULT_POLL_TIMEOUT
 if TYPE_CHECKING:
     from prefect_flux_erase.runware.polling import PollPolicy
     from prefect_flux_erase.runware.retry_policy import RetryPolicy
-
-
-class RunConfigError(ValueError):
-    """An option of the run is invalid; the message says which and what to use instead.
-
-    ``parameter`` names the option as a Python parameter (``shard_size``), so that a face can
-    reword the message for its own interface; ``code`` is always ``invalidRunOption``.
-
-    Example:
-        >>> err = RunConfigError("shard_size must be >= 1; got 0", parameter="shard_size")
-        >>> str(err), err.parameter, err.code
-        ('shard_size must be >= 1; got 0', 'shard_size', 'invalidRunOption')
-    """
-
-    code = "invalidRunOption"
-
-    def __init__(self, message: str, *, parameter: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.parameter = parameter
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_config_error, (self.message, self.parameter))
-
-
-def _rebuild_config_error(message: str, parameter: str | None) -> RunConfigError:
-    return RunConfigError(message, parameter=parameter)
 
 
 def default_options() -> EraseOptions:
@@ -142,7 +117,7 @@ class RunSpec:
             >>> RunSpec("m.parquet", "out", shard_size=0).check()  # doctest: +ELLIPSIS
             Traceback (most recent call last):
             ...
-            prefect_flux_erase.run.spec.RunConfigError: shard_size must be an integer >= 1; got 0
+            prefect_flux_erase.errors.RunConfigError: shard_size must be an integer >= 1; got 0
         """
         for name in ("manifest", "output"):
             value = getattr(self, name)

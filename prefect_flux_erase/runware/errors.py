@@ -1,8 +1,11 @@
 """One exception tree for everything the Runware API (or the way to it) can do wrong.
 
+``RunwareError`` is the Runware branch of the package's one coded-error base,
+:class:`~prefect_flux_erase.errors.FluxEraseError` (``code``, ``message``, picklable).
+
 ```
 RunwareError
-├── TransientError            retry with backoff: 408/429/5xx, timeouts, resets, provider faults
+├── TransientError            retry with backoff: 408/425/429/5xx, timeouts, resets, provider faults
 │   ├── RateLimitError        429 (carries retry_after)
 │   └── TransportError        no HTTP answer: connect/read timeout, reset, bad JSON on 2xx
 ├── PermanentError            do not retry: validation, auth, credits, content policy, not found
@@ -14,7 +17,9 @@ RunwareError
 └── ConflictTaskUUIDError     conflictTaskUUID: the task was submitted before; poll it instead
 ```
 
-:func:`classify` is the one place that decides which branch an API error belongs to.
+:func:`classify` is the one place that decides which branch an API error belongs to; which HTTP
+statuses are transient is the package's one rule,
+:func:`~prefect_flux_erase.errors.is_transient_status`.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from prefect_flux_erase.errors import FluxEraseError, is_transient_status
 
 _TIMEOUT_RE = re.compile("timeout", re.IGNORECASE)
 _RATE_RE = re.compile("ratelimit", re.IGNORECASE)
@@ -51,15 +58,15 @@ _TRANSIENT_CODES = {
 _AUTH_CODES = {"invalidApiKey", "missingApiKey", "unauthorized", "forbidden"}
 _CREDIT_CODES = {"insufficientCredits"}
 _NOT_FOUND_CODES = {"taskFailedOrNotFound", "taskCancelled"}
-_TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
 
-class RunwareError(Exception):
+class RunwareError(FluxEraseError):
     """Base of every error raised by this package's Runware layer.
 
     Attributes mirror the API's error object: ``code``, ``message``, ``parameter`` (first entry
     when the API sent a list), ``parameters`` (all of them), ``task_uuid``, plus ``http_status``
-    and ``retry_after`` (seconds, from a ``Retry-After`` header) when known.
+    and ``retry_after`` (seconds, from a ``Retry-After`` header) when known. Unlike the
+    package's other errors, ``code`` may be ``None`` (an error object without one).
 
     Example:
         >>> err = RunwareError("boom", code="unknownError", http_status=500)
@@ -67,7 +74,12 @@ class RunwareError(Exception):
         ('unknownError', 500)
     """
 
-    retryable: bool = False
+    parameter: str | None
+    parameters: list[str]
+    task_uuid: str | None
+    http_status: int | None
+    retry_after: float | None
+    documentation: str | None
 
     def __init__(
         self,
@@ -81,24 +93,17 @@ class RunwareError(Exception):
         retry_after: float | None = None,
         documentation: str | None = None,
     ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.parameters: list[str] = (
-            list(parameters) if parameters else ([parameter] if parameter else [])
+        listed = list(parameters) if parameters else ([parameter] if parameter else [])
+        super().__init__(
+            message,
+            code=code,
+            parameter=parameter if parameter is not None else (listed[0] if listed else None),
+            parameters=listed,
+            task_uuid=task_uuid,
+            http_status=http_status,
+            retry_after=retry_after,
+            documentation=documentation,
         )
-        self.parameter = (
-            parameter
-            if parameter is not None
-            else (self.parameters[0] if self.parameters else None)
-        )
-        self.task_uuid = task_uuid
-        self.http_status = http_status
-        self.retry_after = retry_after
-        self.documentation = documentation
-
-    def __str__(self) -> str:
-        return self.message
 
     def __repr__(self) -> str:
         return (
@@ -106,25 +111,6 @@ class RunwareError(Exception):
             f"parameter={self.parameter!r}, task_uuid={self.task_uuid!r}, "
             f"http_status={self.http_status!r})"
         )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Keep every attribute across pickling (Prefect and Dask move exceptions between processes).
-        return (_rebuild, (type(self), self.message, self._kwargs()))
-
-    def _kwargs(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "parameter": self.parameter,
-            "parameters": self.parameters,
-            "task_uuid": self.task_uuid,
-            "http_status": self.http_status,
-            "retry_after": self.retry_after,
-            "documentation": self.documentation,
-        }
-
-
-def _rebuild(cls: type[RunwareError], message: str, kwargs: dict[str, Any]) -> RunwareError:
-    return cls(message, **kwargs)
 
 
 class TransientError(RunwareError):
@@ -174,9 +160,7 @@ class InvalidOptionError(PermanentError, ValueError):
         'invalidOption'
     """
 
-    def __init__(self, message: str, **kwargs: Any) -> None:
-        kwargs.setdefault("code", "invalidOption")
-        super().__init__(message, **kwargs)
+    default_code = "invalidOption"
 
 
 class AuthenticationError(PermanentError):
@@ -270,7 +254,7 @@ def classify(code: str | None, http_status: int | None = None) -> type[RunwareEr
     if http_status is not None:
         if http_status == 429:
             return RateLimitError
-        if http_status in _TRANSIENT_STATUS or http_status >= 500:
+        if is_transient_status(http_status):
             return TransientError
         if http_status in (401, 403):
             return AuthenticationError

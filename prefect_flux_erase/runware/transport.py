@@ -7,8 +7,10 @@ faults are retried with the :class:`~prefect_flux_erase.runware.retry_policy.Ret
 Reading the answer task by task is the client's job; this layer never looks inside tasks.
 
 What counts as a whole-request transient fault: no HTTP answer (connect/read timeout, reset,
-protocol error), HTTP 408/425/429/5xx, a 2xx body that is not JSON or has nothing readable, and
-an error object that names no task of the request but classifies as transient.
+protocol error), a transient HTTP status (408, 425, 429, 5xx: the package's one rule,
+:func:`~prefect_flux_erase.errors.is_transient_status`), a 2xx body that is not JSON or has
+nothing readable, and an error object that names no task of the request but classifies as
+transient.
 
 Non-JSON error bodies become error objects, as the SDK does it: 401 gives ``invalidApiKey``,
 any other status ``httpError`` (classified by the status).
@@ -27,6 +29,7 @@ import orjson
 from pydantic import SecretStr
 
 from prefect_flux_erase._version import __version__
+from prefect_flux_erase.errors import is_transient_status
 from prefect_flux_erase.runware.client_stats import ClientStats, RetryEvent
 from prefect_flux_erase.runware.downloads import Download, Downloads
 from prefect_flux_erase.runware.errors import (
@@ -46,12 +49,6 @@ from prefect_flux_erase.runware.tls import shared_ssl_context
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-
-_TRANSIENT_STATUS = frozenset({408, 425, 429})
-
-
-def _is_transient_status(status: int) -> bool:
-    return status in _TRANSIENT_STATUS or status >= 500
 
 
 @dataclass
@@ -290,7 +287,7 @@ class ApiTransport:
         status = exchange.status or 0
         reply = exchange.reply
         unscoped = exchange.unscoped_errors()
-        if _is_transient_status(status):
+        if is_transient_status(status):
             first = unscoped[0] if unscoped else (reply.errors[0] if reply.errors else None)
             err = self.error(
                 first or ErrorObject(code="httpError"),

@@ -21,6 +21,7 @@ from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from prefect_flux_erase.errors import FluxEraseError
 from prefect_flux_erase.runware.config import RunwareConfig
 from prefect_flux_erase.runware.errors import (
     AuthenticationError,
@@ -54,21 +55,22 @@ PIPELINE_POLL_POLICY = PollPolicy(
 Store = Callable[[RowTicket, int, bytes], Awaitable[str]]
 
 
-class RunAborted(Exception):
+class RunAborted(FluxEraseError):
     """A fault that concerns the whole run, not a row (bad API key, no credits): stop the run.
 
+    ``code`` is the API's (``invalidApiKey``, ``insufficientCredits``); the message starts with
+    it, so a run that stops says why in its first words. Never retried.
+
     Example:
-        >>> str(RunAborted("invalidApiKey", "The API key was rejected"))
-        'invalidApiKey: The API key was rejected'
+        >>> err = RunAborted("invalidApiKey: The API key was rejected", code="invalidApiKey")
+        >>> err.code, str(err)
+        ('invalidApiKey', 'invalidApiKey: The API key was rejected')
     """
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+    code: str
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.code, self.message))
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message, code=code)
 
 
 class ShardBackend(Protocol):
@@ -108,10 +110,8 @@ class ShardBackend(Protocol):
 
 def _abort_if_run_wide(error: RunwareError, secret: str | None) -> None:
     if isinstance(error, AuthenticationError | InsufficientCreditsError):
-        raise RunAborted(
-            error.code or type(error).__name__,
-            redact_text(error.message, [secret]),
-        )
+        code = error.code or type(error).__name__
+        raise RunAborted(f"{code}: {redact_text(error.message, [secret])}", code=code)
 
 
 class RunwareBackend:

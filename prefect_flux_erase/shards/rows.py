@@ -343,10 +343,10 @@ def _read_and_decode(
     if not erases:
         # A mask that keeps everything asks for a no-op: never pay for it.
         raise ImageInputError(
-            "emptyMask",
             "inputs.mask: the mask is all black, so there is nothing to erase; paint the "
             "object to remove white (255) in the mask, or drop the row",
-            "inputs.mask",
+            code="emptyMask",
+            parameter="inputs.mask",
         )
     return image_bytes, mask_bytes, image, mask
 

@@ -2,6 +2,9 @@
 
 - :mod:`~prefect_flux_erase.storage.files`: reading, writing (atomically), listing and joining
   URIs on any fsspec backend, and the error a failed read becomes.
+- :mod:`~prefect_flux_erase.storage.faults`: what a failure means, decided once for every
+  caller: why a read failed (:func:`read_fault`) and whether a fault may pass on retry
+  (:func:`is_transient_fault`, the stage-retry rule of every orchestrator).
 - :mod:`~prefect_flux_erase.storage.safe_keys`: safe file stems for row keys, "is this URI inside
   the output root", and whether a URL is one a remote API may fetch.
 
@@ -15,14 +18,19 @@ Example:
     b'abc'
 """
 
+from prefect_flux_erase.storage.faults import (
+    ReadFault,
+    http_status,
+    is_gcsfs_http_error,
+    is_transient_fault,
+    read_fault,
+)
 from prefect_flux_erase.storage.files import (
     DEFAULT_MAX_BYTES,
     MAX_KEY_BYTES,
     InputReadError,
     atomic_writer,
     exists,
-    http_status,
-    is_gcsfs_http_error,
     is_local,
     is_public_http,
     is_within,
@@ -39,16 +47,19 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "MAX_KEY_BYTES",
     "InputReadError",
+    "ReadFault",
     "atomic_writer",
     "exists",
     "http_status",
     "is_gcsfs_http_error",
     "is_local",
     "is_public_http",
+    "is_transient_fault",
     "is_within",
     "join",
     "listed_uri",
     "read_bytes",
+    "read_fault",
     "redact_url",
     "resolve",
     "safe_key",

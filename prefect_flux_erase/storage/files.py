@@ -19,7 +19,6 @@ import math
 import os
 import posixpath
 import re
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
@@ -29,8 +28,14 @@ import fsspec
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
+from prefect_flux_erase.errors import FluxEraseError
+
 # The one redaction rule of the package, re-exported: every message here names URIs with it.
 from prefect_flux_erase.runware.redaction import install_log_redaction, redact_url
+
+# Which failures mean what (denied, not found, may pass) is decided in faults.py, for every
+# caller; the two status helpers are re-exported as part of this API.
+from prefect_flux_erase.storage.faults import http_status, is_gcsfs_http_error, read_fault
 
 # Write guards and URL classification live in safe_keys.py; re-exported as part of this API.
 from prefect_flux_erase.storage.safe_keys import MAX_KEY_BYTES, is_public_http, is_within, safe_key
@@ -68,7 +73,7 @@ _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 install_log_redaction()
 
 
-class InputReadError(Exception):
+class InputReadError(FluxEraseError):
     """An input that cannot be read, with a stable ``code`` and a ``message`` naming the URI.
 
     Codes: ``missingUri``, ``inputNotFound``, ``inputPermissionDenied``, ``inputTooLarge``,
@@ -82,14 +87,10 @@ class InputReadError(Exception):
         'missingUri'
     """
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+    code: str
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Keep both arguments when pickled to another worker process.
-        return (type(self), (self.code, self.message))
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message, code=code)
 
 
 # --------------------------------------------------------------------------- addressing
@@ -190,87 +191,37 @@ def exists(uri: str, storage_options: Mapping[str, Any] | None = None) -> bool:
 
 def _require_uri(uri: object) -> str:
     if uri is None or (isinstance(uri, float) and math.isnan(uri)):
-        raise InputReadError("missingUri", "no URI given (the manifest cell is empty)")
+        raise InputReadError("no URI given (the manifest cell is empty)", code="missingUri")
     if not isinstance(uri, str):
         raise InputReadError(
-            "inputUnreadable", f"expected a URI string, got {type(uri).__name__} {uri!r:.80}"
+            f"expected a URI string, got {type(uri).__name__} {uri!r:.80}", code="inputUnreadable"
         )
     if not uri.strip():
-        raise InputReadError("missingUri", "no URI given (the manifest cell is an empty string)")
+        raise InputReadError(
+            "no URI given (the manifest cell is an empty string)", code="missingUri"
+        )
     return uri.strip()
-
-
-def http_status(exc: BaseException) -> int | None:
-    """The HTTP status behind an error, searching its causes (fsspec's http backend turns a
-    403 into ``FileNotFoundError`` and keeps the real response error as the cause).
-
-    gcsfs's errors carry theirs differently: its ``HttpError`` (an ``Exception``, not an
-    ``OSError``) in ``code``, and a 403 comes as a bare ``OSError("Forbidden: <path>...")``.
-
-    Example:
-        >>> http_status(FileNotFoundError("x")) is None
-        True
-        >>> http_status(OSError("Forbidden: bucket/a.png\\nno storage.objects.get access"))
-        403
-    """
-    seen: BaseException | None = exc
-    for _ in range(8):
-        if seen is None:
-            break
-        status = getattr(seen, "status", None) or getattr(seen, "status_code", None)
-        if isinstance(status, int):
-            return status
-        status = _gcsfs_status(seen)
-        if status is not None:
-            return status
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
-def is_gcsfs_http_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is gcsfs's ``HttpError``: what gcsfs raises for an error answer other
-    than 403, 404 and 412 (a 429 or 5xx once its own retries are spent), an ``Exception``
-    rather than an ``OSError``.
-
-    Example:
-        >>> is_gcsfs_http_error(OSError("S3 answered 503"))
-        False
-    """
-    retry_module = sys.modules.get("gcsfs.retry")
-    if retry_module is None:
-        return False  # gcsfs is not loaded, so it raised nothing
-    http_error = getattr(retry_module, "HttpError", None)
-    return isinstance(http_error, type) and isinstance(exc, http_error)
-
-
-def _gcsfs_status(exc: BaseException) -> int | None:
-    if is_gcsfs_http_error(exc):
-        code = getattr(exc, "code", None)
-        return int(code) if isinstance(code, int | str) and str(code).isdigit() else None
-    # gcsfs.retry.validate_response: ``raise OSError(f"Forbidden: {path}\n{msg}")``.
-    if type(exc) is OSError and exc.errno is None and str(exc).startswith("Forbidden: "):
-        return 403
-    return None
 
 
 def _classify_read_error(exc: BaseException, shown: str) -> InputReadError:
     detail = redact_url(f"{type(exc).__name__}: {exc}")
-    status = http_status(exc)
-    if isinstance(exc, PermissionError) or status in (401, 403):
+    fault = read_fault(exc)
+    if fault == "denied":
         return InputReadError(
-            "inputPermissionDenied",
             f"{shown}: access denied ({detail}); check the credentials in storage_options "
             "and the bucket policy",
+            code="inputPermissionDenied",
         )
-    if isinstance(exc, FileNotFoundError) or status in (404, 410):
-        return InputReadError("inputNotFound", f"{shown} does not exist")
-    if isinstance(exc, IsADirectoryError):
-        return InputReadError("inputUnreadable", f"{shown} is a directory, not a file")
-    if isinstance(exc, ImportError):
+    if fault == "notFound":
+        return InputReadError(f"{shown} does not exist", code="inputNotFound")
+    if fault == "directory":
+        return InputReadError(f"{shown} is a directory, not a file", code="inputUnreadable")
+    if fault == "noFilesystem":
         return InputReadError(
-            "inputUnreadable", f"{shown}: the filesystem for this URI is not installed ({detail})"
+            f"{shown}: the filesystem for this URI is not installed ({detail})",
+            code="inputUnreadable",
         )
-    return InputReadError("inputUnreadable", f"{shown}: cannot read ({detail})")
+    return InputReadError(f"{shown}: cannot read ({detail})", code="inputUnreadable")
 
 
 def read_bytes(
@@ -297,7 +248,7 @@ def read_bytes(
     text = _require_uri(uri)
     shown = redact_url(text)
     too_large = InputReadError(
-        "inputTooLarge", f"{shown} is larger than the {max_bytes:,}-byte limit for one input"
+        f"{shown} is larger than the {max_bytes:,}-byte limit for one input", code="inputTooLarge"
     )
     try:
         fs, path = resolve(text, storage_options)
@@ -308,7 +259,7 @@ def read_bytes(
             # fails to read with a TypeError; its details (from the open) already say what it is.
             details = getattr(f, "details", None)
             if isinstance(details, dict) and details.get("type") == "directory":
-                raise InputReadError("inputUnreadable", f"{shown} is a directory, not a file")
+                raise InputReadError(f"{shown} is a directory, not a file", code="inputUnreadable")
             size = getattr(f, "size", None)
             if isinstance(size, int) and size > max_bytes:
                 raise too_large
@@ -321,7 +272,7 @@ def read_bytes(
         raise too_large
     if not data and _is_directory(fs, path):
         # Object stores read a "directory" (a key prefix) as an empty file.
-        raise InputReadError("inputUnreadable", f"{shown} is a directory, not a file")
+        raise InputReadError(f"{shown} is a directory, not a file", code="inputUnreadable")
     return bytes(data)
 
 

@@ -23,10 +23,9 @@ COMMANDS = ("run", "manifest", "demo", "emulator")
 # Where the code gives a row or run a stable error code. Doctest lines are ignored.
 CODE_PATTERNS = (
     re.compile(r'\.failed\(\s*"(\w+)"'),
-    re.compile(r'\bcode\s*=\s*"(\w+)"(?:\s+if\b[^\n]*?\belse\s+"(\w+)")?'),
+    re.compile(r'\b(?:default_)?code\s*=\s*"(\w+)"(?:\s+if\b[^\n]*?\belse\s+"(\w+)")?'),
     re.compile(r'\berror_code\s*=\s*"(\w+)"'),
     re.compile(r'\.code\s+or\s+"(\w+)"'),
-    re.compile(r'RunAborted\(\s*"(\w+)"'),
 )
 # Docstrings that list an exception's codes: "Codes: ``a``, ``b``."
 CODES_SECTION = re.compile(r"Codes:(.*?)(?:\n\s*\n|Example)", re.S)
@@ -78,9 +77,15 @@ def _section(page: str, command: str) -> str:
 
 def test_the_code_scan_finds_codes_of_every_kind() -> None:
     codes = code_error_codes()
-    # One from each source: a failed ticket, a storage error, an image error, a run abort,
-    # a manifest error; a scan that finds none of them would make the next test vacuous.
-    for code in ("unsafeRowKey", "inputNotFound", "invalidMaskDimensions", "manifestNotFound"):
+    # One from each source: a failed ticket, a storage error, an image error, a manifest error,
+    # a default code of an error class; a scan that finds none would make the next test vacuous.
+    for code in (
+        "unsafeRowKey",
+        "inputNotFound",
+        "invalidMaskDimensions",
+        "manifestNotFound",
+        "invalidRunOption",
+    ):
         assert code in codes
 
 

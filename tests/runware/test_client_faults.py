@@ -13,18 +13,21 @@ from PIL import Image
 
 from prefect_flux_erase.emulator import FAULT_KINDS, EmulatorServer
 from prefect_flux_erase.engine.imageio import decode_image
+from prefect_flux_erase.errors import is_transient_status
 from prefect_flux_erase.runware.client import RunwareClient
 from prefect_flux_erase.runware.errors import (
     AuthenticationError,
     ConflictTaskUUIDError,
     InsufficientCreditsError,
     PermanentError,
+    RunwareError,
     TaskNotFoundError,
     TransientError,
 )
 from prefect_flux_erase.runware.ids import task_uuid
 from prefect_flux_erase.runware.media import to_data_uri
 from prefect_flux_erase.runware.models import ImageInferenceTask
+from prefect_flux_erase.runware.responses import ResultItem
 from prefect_flux_erase.runware.retry_policy import RetryPolicy
 from tests.fixtures.runware_client import FAST_RETRY, PHOTO_SIZE, Receiver
 
@@ -269,3 +272,32 @@ async def test_a_sync_request_past_the_servers_window_is_collected_by_polling(
         assert client.stats.statuses[504] == 1
     assert item.task_uuid == task.task_uuid
     assert _charges(emu) == {task.task_uuid: 1}
+
+
+@pytest.mark.parametrize("status", [400, 404, 408, 409, 425, 429, 500, 501, 503])
+async def test_the_client_retries_exactly_the_transient_statuses(
+    new_client: NewClient, make_task: MakeTask, receiver: Receiver, status: int
+) -> None:
+    """Task requests and output downloads follow the package's one status rule, the one the
+    storage stage retries use (425 included, as RFC 8470 asks)."""
+    receiver.respond = lambda _: (status, {"Content-Type": "text/plain"}, b"not now")
+    policy = RetryPolicy(base=0.001, cap=0.002, jitter=0.0, max_retries=2)
+    expected = 3 if is_transient_status(status) else 1
+
+    async with new_client(base_url=receiver.url, retry_policy=policy) as client:
+        task = make_task()
+        outcome = (await client.submit([task]))[task.task_uuid]
+        posts = len(receiver.received)
+        with pytest.raises(RunwareError) as download:
+            await client.fetch_output(
+                ResultItem.model_validate(
+                    {"taskUUID": task.task_uuid, "imageURL": f"{receiver.url}/o.png"}
+                )
+            )
+
+    assert outcome.state == "failed"
+    assert outcome.error is not None
+    assert (outcome.error.http_status, outcome.error.retryable) == (status, expected > 1)
+    assert (posts, outcome.requests) == (expected, expected)
+    assert download.value.retryable is (expected > 1)
+    assert len(receiver.received) - posts == expected

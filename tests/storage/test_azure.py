@@ -17,7 +17,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, Serv
 
 from prefect_flux_erase import storage
 from prefect_flux_erase.manifest.reader import list_manifest_files
-from prefect_flux_erase.storage.faults import is_transient_fault as is_transient
+from prefect_flux_erase.storage import is_transient_fault
 from prefect_flux_erase.storage.files import InputReadError
 from prefect_flux_erase.tasks.stage_options import retry_if_transient
 from prefect_flux_erase.tasks.stages import upload_erased
@@ -219,9 +219,12 @@ def _fast_failing(options: dict[str, Any]) -> dict[str, Any]:
 
 
 class _BusyHandler(http.server.BaseHTTPRequestHandler):
-    """Answers every request the way a throttled storage account does: 503 ServerBusy."""
+    """Answers every request the way a throttled storage account does (503 ServerBusy), or
+    with another ``status`` and error code."""
 
     requests: list[str]
+    status = 503
+    error = "ServerBusy"
 
     def _busy(self) -> None:
         self.requests.append(self.command)
@@ -229,11 +232,11 @@ class _BusyHandler(http.server.BaseHTTPRequestHandler):
         if length:
             self.rfile.read(length)
         body = (
-            b'<?xml version="1.0" encoding="utf-8"?><Error><Code>ServerBusy</Code>'
-            b"<Message>The server is busy.</Message></Error>"
-        )
-        self.send_response(503)
-        self.send_header("x-ms-error-code", "ServerBusy")
+            f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{self.error}</Code>'
+            "<Message>The server is busy.</Message></Error>"
+        ).encode()
+        self.send_response(self.status)
+        self.send_header("x-ms-error-code", self.error)
         self.send_header("Content-Type", "application/xml")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -247,11 +250,13 @@ class _BusyHandler(http.server.BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def _busy_account() -> Iterator[tuple[str, list[str]]]:
-    """A loopback server that answers 503 ServerBusy to everything; yields its endpoint and the
-    methods it received."""
+def _busy_account(status: int = 503, error: str = "ServerBusy") -> Iterator[tuple[str, list[str]]]:
+    """A loopback server that answers ``status`` (503 ServerBusy) to everything; yields its
+    endpoint and the methods it received."""
     requests: list[str] = []
-    handler = type("Busy", (_BusyHandler,), {"requests": requests})
+    handler = type(
+        "Busy", (_BusyHandler,), {"requests": requests, "status": status, "error": error}
+    )
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -266,11 +271,21 @@ def _stage_would_retry(exc: BaseException) -> bool:
     from prefect.states import Failed
 
     state = Failed(data=exc)
-    return is_transient(exc) and retry_if_transient(upload_erased, None, state)  # type: ignore[arg-type]
+    return is_transient_fault(exc) and retry_if_transient(upload_erased, None, state)  # type: ignore[arg-type]
 
 
-def test_a_throttled_account_fails_writes_with_faults_a_stage_retries() -> None:
-    with _busy_account() as (endpoint, requests):
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (503, "ServerBusy"),
+        # "Too Early": retried by the same rule as the API's 425 (RFC 8470 says retry it).
+        (425, "TooEarly"),
+    ],
+)
+def test_a_throttled_account_fails_writes_with_faults_a_stage_retries(
+    status: int, error: str
+) -> None:
+    with _busy_account(status, error) as (endpoint, requests):
         options = _fast_failing({"connection_string": connection_string(endpoint)})
 
         # One PUT (write_bytes: parts, outputs, reports)...
@@ -284,10 +299,10 @@ def test_a_throttled_account_fails_writes_with_faults_a_stage_retries() -> None:
             f.write(b"x")
 
     assert "PUT" in requests
-    assert (put.value.status_code, put.value.error_code) == (503, "ServerBusy")
+    assert (put.value.status_code, put.value.error_code) == (status, error)
     assert _stage_would_retry(put.value)
     assert isinstance(streamed.value.__cause__, HttpResponseError)
-    assert streamed.value.__cause__.status_code == 503
+    assert streamed.value.__cause__.status_code == status
     assert _stage_would_retry(streamed.value)
 
 
@@ -315,5 +330,5 @@ def test_a_missing_container_or_a_wrong_key_on_write_is_not_retried(
 
     assert no_container.value.error_code == "ContainerNotFound"
     assert (denied.value.status_code, denied.value.error_code) == (403, "AuthorizationFailure")
-    assert not is_transient(no_container.value)
-    assert not is_transient(denied.value)
+    assert not is_transient_fault(no_container.value)
+    assert not is_transient_fault(denied.value)

@@ -22,7 +22,7 @@ import pytest
 from prefect_flux_erase import storage
 from prefect_flux_erase.manifest import reader as manifest_reader
 from prefect_flux_erase.manifest.plan import ManifestSpec, plan_manifest, read_shard
-from prefect_flux_erase.storage.faults import is_transient_fault as is_transient
+from prefect_flux_erase.storage import is_transient_fault
 from prefect_flux_erase.storage.files import InputReadError
 from tests.fixtures.builders import pair_sample_folders
 from tests.fixtures.gcs import upload_route_methods
@@ -238,7 +238,7 @@ def test_access_denied_is_permission_denied_and_never_retried() -> None:
     assert error.code == "inputPermissionDenied"
     assert "gs://bucket/secret/a.png" in error.message
     assert storage.http_status(write.value) == 403
-    assert not is_transient(write.value)
+    assert not is_transient_fault(write.value)
 
 
 @pytest.mark.usefixtures("no_gcsfs_backoff")
@@ -247,6 +247,8 @@ def test_access_denied_is_permission_denied_and_never_retried() -> None:
     [
         (429, "The object exceeded the rate limit for object mutation operations."),
         (503, "We encountered an internal error. Please try again."),
+        # gcsfs does not retry a 425 itself; RFC 8470 says a client may: the stage does.
+        (425, "Too Early."),
     ],
 )
 def test_a_throttled_or_failing_service_is_retried_once_gcsfs_gives_up(
@@ -260,7 +262,7 @@ def test_a_throttled_or_failing_service_is_retried_once_gcsfs_gives_up(
         storage.write_bytes("gs://bucket/out/a.png", b"x", options)
     assert not isinstance(write.value, OSError)
     assert storage.http_status(write.value) == status
-    assert is_transient(write.value)
+    assert is_transient_fault(write.value)
 
 
 @pytest.mark.usefixtures("no_gcsfs_backoff")
@@ -272,10 +274,10 @@ def test_an_unreachable_endpoint_is_a_transient_os_error() -> None:
     with pytest.raises(OSError, match=r"Cannot connect to host 127\.0\.0\.1") as write:
         storage.write_bytes("gs://bucket/out/a.png", b"x", options)
     assert write.value.errno == errno.ECONNREFUSED
-    assert is_transient(write.value)
+    assert is_transient_fault(write.value)
 
 
 def test_a_write_to_a_missing_bucket_is_permanent(gcs_options: dict[str, Any]) -> None:
     with pytest.raises(FileNotFoundError) as write:
         storage.write_bytes("gs://no-such-bucket-7c1d/out/a.png", b"x", gcs_options)
-    assert not is_transient(write.value)
+    assert not is_transient_fault(write.value)
