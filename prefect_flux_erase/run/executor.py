@@ -40,6 +40,7 @@ from prefect_flux_erase.shards.stage_loop import (
     run_stage,
 )
 from prefect_flux_erase.shards.stages import ShardReport, poll_shard, submit_shard, upload_shard
+from prefect_flux_erase.storage.faults import is_transient_fault
 
 T = TypeVar("T")
 
@@ -73,6 +74,11 @@ class ShardRunResult:
 
     ``aborted`` holds the first run-wide fault (a rejected API key, no credits): once it is
     seen, no further shard starts.
+
+    Example:
+        >>> result = ShardRunResult(failures=[ShardFailure(1, "submit", "OSError: down")])
+        >>> len(result.reports), result.failures[0].describe()
+        (0, 'shard 1 (submit): OSError: down')
     """
 
     reports: list[ShardReport] = field(default_factory=list)
@@ -103,18 +109,6 @@ class ShardExecutor(Protocol):
         ...
 
 
-def is_transient_stage_fault(exc: BaseException) -> bool:
-    """Whether a stage's fault may pass, so that running the stage again can succeed.
-
-    Example:
-        >>> is_transient_stage_fault(TimeoutError()), is_transient_stage_fault(KeyError("bug"))
-        (True, False)
-    """
-    from prefect_flux_erase.storage.faults import is_transient_fault
-
-    return is_transient_fault(exc)
-
-
 async def run_shard_stage(
     stage: Callable[[], Awaitable[T]],
     *,
@@ -142,7 +136,7 @@ async def run_shard_stage(
         except Exception as exc:
             if attempt >= retries or isinstance(exc, RunAborted):
                 raise
-            if not is_transient_stage_fault(exc):
+            if not is_transient_fault(exc):
                 raise
             wait = delay * 2**attempt
             await asyncio.sleep(wait + random.uniform(0, 0.5 * wait))

@@ -22,7 +22,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Progress:
-    """Rows finished so far (skipped shards included) out of the manifest's rows."""
+    """Rows finished so far (skipped shards included) out of the manifest's rows.
+
+    Example:
+        >>> Progress(done_rows=30, total_rows=120, failed_rows=2).fraction
+        0.25
+    """
 
     done_rows: int
     total_rows: int
@@ -47,7 +52,15 @@ _LISTENER: contextvars.ContextVar[Listener | None] = contextvars.ContextVar(
 
 @contextlib.contextmanager
 def listen(listener: Listener) -> Iterator[None]:
-    """Send the progress of runs started inside this block (same thread) to ``listener``."""
+    """Send the progress of runs started inside this block (same thread) to ``listener``.
+
+    Example:
+        >>> seen = []
+        >>> with listen(seen.append):
+        ...     report_progress(Progress(done_rows=1, total_rows=2))
+        >>> seen[0].done_rows
+        1
+    """
     token = _LISTENER.set(listener)
     try:
         yield
