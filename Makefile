@@ -40,6 +40,7 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check prefect_flux_erase tests benchmarks examples docs/hooks
 	$(VENV)/bin/ruff format --check prefect_flux_erase tests benchmarks examples docs/hooks
+	$(VENV)/bin/lint-imports
 
 typecheck: setup
 	$(VENV)/bin/mypy prefect_flux_erase

@@ -30,7 +30,7 @@ from prefect_flux_erase.flows.prefect_internals import (
     thread_pool_workers,
 )
 from prefect_flux_erase.manifest.plan import Shard
-from prefect_flux_erase.manifest.reader import trim_native_heap
+from prefect_flux_erase.memory import trim_native_heap
 from prefect_flux_erase.run.executor import ShardFailure, ShardRunResult
 from prefect_flux_erase.shards.api_backend import RunAborted
 from prefect_flux_erase.shards.api_slots import forget as forget_slots

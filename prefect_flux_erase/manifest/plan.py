@@ -35,9 +35,8 @@ from prefect_flux_erase.manifest.reader import (
     list_manifest_files,
     open_parquet,
     read_rows,
-    release_unused_memory,
 )
-from prefect_flux_erase.results.row_outcome import RESULT_COLUMNS
+from prefect_flux_erase.memory import release_unused_memory
 
 __all__ = [
     "ManifestError",
@@ -106,15 +105,15 @@ class Shard:
 
 @dataclass(frozen=True)
 class ManifestPlan:
-    """The shards of a manifest, its row count, Arrow schema and the pass-through columns.
+    """The shards of a manifest, its row count and Arrow schema.
 
-    ``passthrough`` lists the manifest columns copied into the results: every column except
-    those named like a pipeline result column (``status``, ``row_key``, …), whose values the
-    pipeline writes itself. ``key_column`` is the column the keys come from (None: derived);
-    ``image_column``/``mask_column`` say which columns the report shows.
+    ``key_column`` is the column the keys come from (None: derived); ``image_column`` /
+    ``mask_column`` say which columns the report shows. Which of the manifest's columns reach
+    the results is the results' business
+    (:func:`~prefect_flux_erase.results.assemble.passthrough_columns`).
 
     Example:
-        >>> plan = ManifestPlan(shards=[], num_rows=0, schema=pa.schema([]), passthrough=[])
+        >>> plan = ManifestPlan(shards=[], num_rows=0, schema=pa.schema([]))
         >>> plan.num_rows
         0
     """
@@ -122,29 +121,9 @@ class ManifestPlan:
     shards: list[Shard]
     num_rows: int
     schema: pa.Schema
-    passthrough: list[str]
     key_column: str | None = None
     image_column: str = "image_uri"
     mask_column: str = "mask_uri"
-
-    @property
-    def shadowed(self) -> list[str]:
-        """Manifest columns named like a result column, so not carried to the results.
-
-        The key column ``row_key`` is not listed: the results' ``row_key`` holds its values.
-
-        Example:
-            >>> schema = pa.schema([("image_uri", pa.string()), ("row_key", pa.string()),
-            ...                     ("status", pa.string())])
-            >>> ManifestPlan([], 0, schema, ["image_uri"], key_column="row_key").shadowed
-            ['status']
-        """
-        return [
-            name
-            for name in self.schema.names
-            if name not in self.passthrough
-            and not (name == "row_key" and self.key_column == "row_key")
-        ]
 
 
 @dataclass
@@ -275,10 +254,7 @@ def plan_manifest(spec: ManifestSpec, shard_size: int = 100) -> ManifestPlan:
     key_column = spec.key_column
     if key_column is None and DEFAULT_KEY_COLUMN in schema.names:
         key_column = DEFAULT_KEY_COLUMN
-    passthrough = [name for name in schema.names if name not in RESULT_COLUMNS]
-    return ManifestPlan(
-        shards, total, schema, passthrough, key_column, spec.image_column, spec.mask_column
-    )
+    return ManifestPlan(shards, total, schema, key_column, spec.image_column, spec.mask_column)
 
 
 def _as_uri(value: Any) -> str | None:

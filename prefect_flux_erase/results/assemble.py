@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from prefect_flux_erase import storage
 from prefect_flux_erase.errors import FluxEraseError
-from prefect_flux_erase.manifest.reader import release_unused_memory
+from prefect_flux_erase.memory import release_unused_memory
 from prefect_flux_erase.results.row_outcome import RESULT_COLUMNS, RESULT_FIELDS, RowOutcome
 from prefect_flux_erase.results.tally import ResultsSummary, SummaryTally
 
@@ -101,6 +101,37 @@ def part_uri(output: str, shard_index: int) -> str:
     return storage.join(output, PARTS_DIR, f"shard-{shard_index:05d}.parquet")
 
 
+def passthrough_columns(manifest_schema: pa.Schema) -> list[str]:
+    """The manifest columns copied into the results: every column except those named like a
+    result column (``status``, ``row_key``, …), whose values the pipeline writes itself.
+
+    Example:
+        >>> passthrough_columns(pa.schema([("image_uri", pa.string()), ("status", pa.int8())]))
+        ['image_uri']
+    """
+    return [name for name in manifest_schema.names if name not in RESULT_COLUMNS]
+
+
+def shadowed_columns(plan: ManifestPlan) -> list[str]:
+    """Manifest columns named like a result column, so not carried to the results.
+
+    The key column ``row_key`` is not listed: the results' ``row_key`` holds its values.
+
+    Example:
+        >>> schema = pa.schema([("image_uri", pa.string()), ("row_key", pa.string()),
+        ...                     ("status", pa.string())])
+        >>> from prefect_flux_erase.manifest.plan import ManifestPlan
+        >>> shadowed_columns(ManifestPlan([], 0, schema, key_column="row_key"))
+        ['status']
+    """
+    kept = set(passthrough_columns(plan.schema))
+    return [
+        name
+        for name in plan.schema.names
+        if name not in kept and not (name == "row_key" and plan.key_column == "row_key")
+    ]
+
+
 def results_schema(manifest_schema: pa.Schema) -> pa.Schema:
     """The results columns: the manifest's (original types) then the pipeline's.
 
@@ -111,8 +142,8 @@ def results_schema(manifest_schema: pa.Schema) -> pa.Schema:
         ...                ).names[:3]
         ['image_uri', 'row_key', 'row_index']
     """
-    kept = [f for f in manifest_schema if f.name not in RESULT_COLUMNS]
-    return pa.schema([*kept, *RESULT_FIELDS])
+    kept = set(passthrough_columns(manifest_schema))
+    return pa.schema([*(f for f in manifest_schema if f.name in kept), *RESULT_FIELDS])
 
 
 def _ordered_outcomes(
@@ -345,7 +376,7 @@ def assemble_results(
     Example:
         >>> from prefect_flux_erase.manifest.plan import ManifestPlan, Shard
         >>> plan = ManifestPlan(shards=[Shard(0, "m.parquet", 0, 1, 0)], num_rows=1,
-        ...                     schema=pa.schema([("image_uri", pa.string())]), passthrough=[])
+        ...                     schema=pa.schema([("image_uri", pa.string())]))
         >>> from prefect_flux_erase.manifest.plan import ManifestRow
         >>> row = ManifestRow(0, "k", "a.png", "m.png", None, {"image_uri": "a.png"})
         >>> _ = write_part("memory://doc/assemble", 0, "run", [row],

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from prefect_flux_erase.manifest.plan import Shard
+from prefect_flux_erase.memory import trim_native_heap
 from prefect_flux_erase.shards.api_backend import RunAborted
 from prefect_flux_erase.shards.job import ShardJob
 from prefect_flux_erase.shards.stage_loop import (
@@ -251,6 +252,7 @@ class AsyncioShardExecutor:
                     result.aborted = failed.cause
                 return
             result.reports.append(report)
+            trim_native_heap()  # a shard's stages are done: their freed memory can go back
             on_report(report)
 
         async def worker() -> None:

@@ -27,7 +27,7 @@ from dataclasses import replace
 from typing import Any
 
 from prefect_flux_erase.errors import FluxEraseError
-from prefect_flux_erase.results.assemble import assemble_results
+from prefect_flux_erase.results.assemble import assemble_results, shadowed_columns
 from prefect_flux_erase.results.summary import EraseSummary
 from prefect_flux_erase.run.executor import (
     AsyncioShardExecutor,
@@ -125,11 +125,12 @@ def describe_plan(run: RunPlan, log: Logger = _log) -> None:
         run.shards_skipped,
         redact_url(run.spec.output),
     )
-    if plan.shadowed:
+    shadowed = shadowed_columns(plan)
+    if shadowed:
         log.warning(
             "manifest column(s) %s share a name with the pipeline's result columns and are not "
             "carried to the results (the pipeline writes its own); rename them to keep them",
-            ", ".join(plan.shadowed),
+            ", ".join(shadowed),
         )
     if run.duplicate_rows:
         log.warning(
