@@ -332,7 +332,7 @@ def cmd_demo(argv: Sequence[str]) -> int:
         # A Prefect home of its own: the demo neither reads your profiles (a Cloud workspace, say)
         # nor migrates a ~/.prefect database that another Prefect version may own.
         os.environ["PREFECT_HOME"] = os.path.join(root, ".prefect")
-    from prefect_flux_erase.flows.demo import prepare_demo_inputs
+    from prefect_flux_erase.manifest.samples import prepare_demo_inputs
 
     inputs = prepare_demo_inputs(root)
     print(

@@ -64,8 +64,8 @@ def is_transient_status(status: int | None) -> bool:
     stage retries, through :func:`~prefect_flux_erase.storage.faults.is_transient_fault`).
 
     Example:
-        >>> [s for s in (400, 403, 404, 408, 425, 429, 500, 503) if is_transient_status(s)]
-        [408, 425, 429, 500, 503]
+        >>> tuple(s for s in (400, 403, 404, 408, 425, 429, 500, 503) if is_transient_status(s))
+        (408, 425, 429, 500, 503)
         >>> is_transient_status(None)
         False
     """

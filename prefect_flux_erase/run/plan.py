@@ -146,8 +146,11 @@ def shard_to_dict(shard: Shard) -> dict[str, Any]:
     """A JSON-safe description of a shard (for XCom, queues, logs).
 
     Example:
-        >>> shard_to_dict(Shard(3, "m.parquet", 300, 400, 300, ((350, 10),)))["duplicates"]
-        [[350, 10]]
+        >>> import json
+        >>> shard = Shard(3, "m.parquet", 300, 400, 300, ((350, 10),))
+        >>> described = json.dumps(shard_to_dict(shard))
+        >>> shard_from_dict(json.loads(described)).duplicates
+        ((350, 10),)
     """
     data = asdict(shard)
     data["duplicates"] = [list(pair) for pair in shard.duplicates]

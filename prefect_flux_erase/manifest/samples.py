@@ -1,4 +1,4 @@
-"""The offline demo's inputs: the bundled photographs and masks, copied out and paired.
+"""The bundled sample photos and masks, copied out and paired into a manifest (the demo's).
 
 Example:
     ```python
