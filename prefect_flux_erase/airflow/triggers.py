@@ -62,7 +62,7 @@ class FluxEraseTrigger(BaseTrigger):
         number_results: int = 1,
         poll_interval: float = 1.0,
     ) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]  # Airflow's own is untyped
+        super().__init__()  # type: ignore[no-untyped-call,unused-ignore]  # untyped
         self.task_uuid = task_uuid
         self.flux_erase_conn_id = flux_erase_conn_id
         self.deadline = float(deadline)
@@ -128,4 +128,4 @@ class FluxEraseTrigger(BaseTrigger):
                 # API out of reach) a later try under the same taskUUID may get through.
                 "permanent": isinstance(exc, PermanentError | ValueError),
             }
-        yield TriggerEvent(event)  # type: ignore[no-untyped-call]  # untyped in Airflow
+        yield TriggerEvent(event)  # type: ignore[no-untyped-call,unused-ignore]  # untyped
