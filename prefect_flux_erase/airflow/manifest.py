@@ -335,7 +335,7 @@ def results_asset(output: str) -> Asset:
     root = output.rstrip("/")
     if "://" not in root:
         root = "file://" + os.path.abspath(root)
-    return Asset(f"{root}/{RESULTS_FILE}")
+    return Asset(uri=f"{root}/{RESULTS_FILE}")
 
 
 def flux_erase_manifest(

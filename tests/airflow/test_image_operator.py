@@ -143,7 +143,8 @@ def _drive(operator: FluxEraseImageOperator) -> tuple[dict[str, Any] | None, int
     returns the result and how many times the operator deferred."""
 
     async def fire(trigger: Any) -> dict[str, Any]:
-        return next(e async for e in trigger.run()).payload
+        (event,) = [e async for e in trigger.run()]  # a trigger fires exactly one event
+        return event.payload
 
     deferrals = 0
     try:
