@@ -46,6 +46,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from prefect_flux_erase.airflow.hooks import FluxEraseHook
 from prefect_flux_erase.airflow.provider_info import DEFAULT_CONN_ID
+from prefect_flux_erase.errors import FluxEraseError
 from prefect_flux_erase.results.assemble import RESULTS_FILE
 from prefect_flux_erase.run import (
     RunConfigError,
@@ -73,15 +74,19 @@ if TYPE_CHECKING:
 XCOM_FAILURES = 20
 
 
-class TooManyShards(AirflowFailException):
+class TooManyShards(FluxEraseError, AirflowFailException):
     """The manifest plans into more shards than Airflow maps; the message says what to change.
+
+    An ``AirflowFailException``: the plan task fails without retries (a retry cannot help).
+
+    Codes: ``tooManyShards``.
 
     Example:
         >>> str(TooManyShards(5000, 1024, 100, 500_000)).split(";")[0]
         '500000 rows in shards of 100 make 5000 shards, more than max_map_length (1024)'
     """
 
-    code = "tooManyShards"
+    default_code = "tooManyShards"
 
     def __init__(self, shards: int, limit: int, shard_size: int, rows: int) -> None:
         fitting = max(shard_size + 1, math.ceil(rows / limit))
@@ -89,7 +94,9 @@ class TooManyShards(AirflowFailException):
             f"{rows} rows in shards of {shard_size} make {shards} shards, more than "
             f"max_map_length ({limit}); Airflow maps at most [core] max_map_length task "
             f"instances: use shard_size={fitting} or more, or raise max_map_length "
-            "(AIRFLOW__CORE__MAX_MAP_LENGTH)"
+            "(AIRFLOW__CORE__MAX_MAP_LENGTH)",
+            shards=shards,
+            limit=limit,
         )
 
 

@@ -48,6 +48,7 @@ from prefect_flux_erase.airflow.single_image import (
     write_output,
 )
 from prefect_flux_erase.airflow.triggers import FluxEraseTrigger
+from prefect_flux_erase.errors import FluxEraseError
 from prefect_flux_erase.runware.options import EraseOptions
 from prefect_flux_erase.runware.redaction import redact_url
 
@@ -60,18 +61,18 @@ if TYPE_CHECKING:
 DEFAULT_POLL_TIMEOUT = 900.0
 
 
-class FluxEraseTaskError(AirflowException):
+class FluxEraseTaskError(FluxEraseError, AirflowException):
     """A task ended without a result in a way a later try may fix (the same taskUUID is sent
     again, so it cannot be billed twice); ``code`` is the API's or the pipeline's code.
 
     Example:
-        >>> FluxEraseTaskError("pollTimeout", "still running").code
-        'pollTimeout'
+        >>> err = FluxEraseTaskError("still running", code="pollTimeout")
+        >>> err.code, str(err)
+        ('pollTimeout', '[pollTimeout] still running')
     """
 
-    def __init__(self, code: str | None, message: str) -> None:
-        super().__init__(f"[{code}] {message}" if code else message)
-        self.code = code
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(f"[{code}] {message}" if code else message, code=code)
 
 
 def _as_options(value: EraseOptions | Mapping[str, Any] | None) -> EraseOptions:
@@ -269,18 +270,18 @@ class FluxEraseImageOperator(BaseOperator):
             return asyncio.run(self._write(config or self._config(), event))
         if status == "timeout":
             raise FluxEraseTaskError(
-                "pollTimeout",
                 f"task {event['task_uuid']} was not finished after {self.poll_timeout:g} s; it "
                 "keeps running on the API, and a retry of this Airflow task collects it under "
                 "the same taskUUID without paying twice (give the task retries, or raise "
                 "poll_timeout)",
+                code="pollTimeout",
             )
         if self._next_attempt(event):
             return self._from_attempt(int(event["attempt"]) + 1)
         code, message = event.get("error_code"), str(event.get("error_message") or "failed")
         if event.get("permanent"):
             raise AirflowFailException(f"[{code}] {message}")
-        raise FluxEraseTaskError(code, message)
+        raise FluxEraseTaskError(message, code=code)
 
     async def _write(self, config: RunwareConfig, event: Mapping[str, Any]) -> dict[str, Any]:
         async with config.open_client() as client:

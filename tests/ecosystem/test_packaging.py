@@ -22,7 +22,7 @@ SAMPLE_FILES = {
     for kind, ext in (("images", "jpg"), ("masks", "png"))
     for name in ("astronaut", "chelsea", "coffee", "rocket")
 } | {"prefect_flux_erase/sample_data/LICENSES.md"}
-EXTRAS = {"s3", "gcs", "azure", "dask", "ray", "docs", "examples", "dev"}
+EXTRAS = {"s3", "gcs", "azure", "dask", "ray", "airflow", "docs", "examples", "dev"}
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +73,9 @@ def test_wheel_declares_the_console_script_and_the_prefect_collection(
     sections = dict(re.findall(r"\[([^\]]+)\]\n((?:[^\[\n][^\n]*\n?)*)", entry_points))
     assert "flux-erase = prefect_flux_erase.cli:main" in sections["console_scripts"]
     assert "prefect_flux_erase = prefect_flux_erase.blocks" in sections["prefect.collections"]
+    # Airflow finds the provider (connection type, hook, operators) through this entry point.
+    provider = "provider_info = prefect_flux_erase.airflow.provider_info:get_provider_info"
+    assert provider in sections["apache_airflow_provider"]
 
 
 def test_metadata_has_the_version_extras_and_licence(wheel: zipfile.ZipFile) -> None:
@@ -88,6 +91,7 @@ def test_metadata_has_the_version_extras_and_licence(wheel: zipfile.ZipFile) -> 
     requires = meta.get_all("Requires-Dist") or []
     assert any(r.startswith("s3fs") and 'extra == "s3"' in r for r in requires)
     assert any(r.startswith("prefect-dask") and 'extra == "dask"' in r for r in requires)
+    assert any(r.startswith("apache-airflow") and 'extra == "airflow"' in r for r in requires)
     assert any(r.startswith("prefect<4") or r.startswith("prefect>=") for r in requires)
     # The README is the long description PyPI shows.
     assert "make demo" in (meta.get_payload() or "")
