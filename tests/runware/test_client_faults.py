@@ -85,8 +85,11 @@ async def test_each_download_fault_is_retried_to_the_right_bytes(
     async with new_client(timeout=CLIENT_TIMEOUT) as client:
         (item,) = await client.run(make_task(outputType="URL", outputFormat="PNG"))
         emu.script_faults([fault])
+        # Count the download's retries alone: on a loaded machine the run before it may
+        # retry a slow request of its own.
+        before = client.stats.retries
         data = await client.fetch_output(item)
-        assert client.stats.retries == 1
+        assert client.stats.retries - before == 1
     assert emu.stats()["faults"] == {fault: 1}
     assert decode_image(data).size == PHOTO_SIZE
 
