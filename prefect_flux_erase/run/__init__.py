@@ -19,6 +19,8 @@ Example:
     ```
 """
 
+from prefect_flux_erase.costs.budget import BudgetExhausted
+from prefect_flux_erase.costs.estimate import CostEstimate, estimate_cost
 from prefect_flux_erase.results.summary import EraseSummary
 from prefect_flux_erase.run.executor import (
     AsyncioShardExecutor,
@@ -54,6 +56,8 @@ from prefect_flux_erase.runware.options import EraseOptions
 
 __all__ = [
     "AsyncioShardExecutor",
+    "BudgetExhausted",
+    "CostEstimate",
     "EraseOptions",
     "EraseSummary",
     "Progress",
@@ -73,6 +77,7 @@ __all__ = [
     "check_threshold",
     "default_options",
     "describe_plan",
+    "estimate_cost",
     "execute_run",
     "finish_run",
     "listen",

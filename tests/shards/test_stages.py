@@ -8,6 +8,7 @@ import pytest
 
 from prefect_flux_erase import storage
 from prefect_flux_erase.blocks import FluxEraseSettings
+from prefect_flux_erase.costs.contents import row_task_key
 from prefect_flux_erase.emulator import EmulatorServer
 from prefect_flux_erase.runware.ids import task_uuid
 from prefect_flux_erase.shards.api_backend import RunAborted
@@ -66,7 +67,9 @@ async def test_transient_task_failure_gets_a_new_attempt_and_a_new_uuid(
     (ticket,) = polled.tickets
     assert ticket.state == "done"
     assert ticket.attempt == 2
-    assert ticket.task_uuid == task_uuid(job.run_key, "img000", 2)
+    # The row's content names its task (rows of equal content share it), attempt 2 a new one.
+    assert ticket.content_key is not None
+    assert ticket.task_uuid == task_uuid(job.run_key, row_task_key(ticket.content_key), 2)
     billed = emu.stats()["billed"]
     assert list(billed) == [ticket.task_uuid]  # the failed attempt was not charged
 
