@@ -66,10 +66,11 @@ def config_for(emu: EmulatorServer) -> RunwareConfig:
     return RunwareConfig(api_key=TEST_KEY, base_url=emu.url)
 
 
-def erase(manifest: str, output: str, emu: EmulatorServer, **options: Any) -> Any:
+def erase(manifest: str, output: str, emu: EmulatorServer | None, **options: Any) -> Any:
     """``run_manifest`` on the emulator with the tests' fast policies, keys from ``row_key``."""
     options.setdefault("backend", "runware")
-    options.setdefault("runware", config_for(emu))
+    if "runware" not in options:
+        options["runware"] = config_for(emu)
     options.setdefault("key_column", "row_key")
     options.setdefault("report", False)
     options.setdefault("poll_policy", FAST_POLL)
