@@ -109,7 +109,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     Example:
         >>> config_from_args(parser().parse_args(["--fault", "http_503=0.1"])).faults
         {'http_503': 0.1}
-        >>> config_from_args(parser().parse_args(["--charge-reference-image"])).charge_reference_image
+        >>> args = parser().parse_args(["--charge-reference-image"])
+        >>> config_from_args(args).charge_reference_image
         True
     """
     options: dict[str, Any] = {
