@@ -96,3 +96,14 @@ def test_the_cap_applies_to_the_runware_backend_only(tmp_path: Path, mixed: str)
         erase(mixed, f"{tmp_path}/out", None, backend="local", runware=None, max_cost_usd=1.0)
     with pytest.raises(RunConfigError, match="max_cost_usd must be a positive amount"):
         estimate_cost(mixed, max_cost_usd=-1)
+
+
+def test_verify_estimate_asks_the_dry_run_once_per_size_and_runs_nothing(
+    mixed: str, emu: EmulatorServer
+) -> None:
+    estimate = estimate_cost(mixed, runware=config_for(emu), verify_estimate=True)
+
+    stats = emu.stats()
+    assert stats["dry_runs"] == len(set(SIZES))
+    assert stats["results_billed"] == 0
+    assert estimate.verified_usd == pytest.approx(estimate.low_usd)
