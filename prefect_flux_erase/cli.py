@@ -25,10 +25,10 @@ from typing import Any
 from prefect_flux_erase.cli_costs import (
     add_money_flags,
     cap_reached,
-    cmd_estimate,
     estimate_parser,
     flag_message,
     money_options,
+    run_estimate,
 )
 from prefect_flux_erase.shards.job import DEFAULT_POLL_TIMEOUT
 
@@ -389,6 +389,17 @@ def _one_line(exc: BaseException) -> str:
     return str(exc)
 
 
+def cmd_estimate(argv: Sequence[str]) -> int:
+    """``flux-erase estimate``: print what a manifest will cost on the API; exit 0 or 2.
+
+    Example:
+        ```bash
+        flux-erase estimate s3://bucket/m.parquet --number-results 2 --max-cost 25
+        ```
+    """
+    return run_estimate(estimate_parser(_Parser).parse_args(list(argv)))
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "run": cmd_run,
     "estimate": cmd_estimate,
@@ -422,7 +433,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # fresh install (bytecode, database migrations) can outlast Prefect's 20 s default.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     if any(a in ("-h", "--help") for a in rest):
-        parsers = {"run": run_parser, "estimate": estimate_parser}
+        parsers: dict[str, Callable[[], argparse.ArgumentParser]] = {
+            "run": run_parser,
+            "estimate": lambda: estimate_parser(_Parser),
+        }
         if command in parsers:
             parsers[command]().print_help()
             return 0

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any
 
 #: ``flux-erase run`` exit code when the cost cap (``--max-cost``) left rows unsent.
@@ -129,16 +129,16 @@ FLAGS = {
 }
 
 
-def estimate_parser() -> argparse.ArgumentParser:
-    """The ``flux-erase estimate`` argument parser.
+def estimate_parser(
+    parser: Callable[..., argparse.ArgumentParser] = argparse.ArgumentParser,
+) -> argparse.ArgumentParser:
+    """The ``flux-erase estimate`` argument parser (made by ``parser``: the CLI's own class).
 
     Example:
         >>> estimate_parser().parse_args(["m.parquet"]).number_results
         1
     """
-    from prefect_flux_erase.cli import _Parser
-
-    p = _Parser(
+    p = parser(
         prog="flux-erase estimate",
         description="What erasing a manifest on the Runware API will cost, from image headers "
         "alone: no API request, no API key.",
@@ -162,20 +162,20 @@ def estimate_parser() -> argparse.ArgumentParser:
     return p
 
 
-def cmd_estimate(argv: Sequence[str]) -> int:
-    """``flux-erase estimate``: print what a manifest will cost; exit 0, or 2 (usage).
+def run_estimate(args: argparse.Namespace) -> int:
+    """``flux-erase estimate`` with parsed arguments: print what a manifest will cost; exit 0
+    (a configuration error raises ``RunConfigError``, worded with the flags).
 
     Example:
-        ```bash
-        flux-erase estimate s3://bucket/m.parquet --storage-options '{"anon": false}'
+        ```python
+        run_estimate(estimate_parser().parse_args(["m.parquet", "--json"]))
         ```
     """
-    from prefect_flux_erase.costs import estimate_cost
+    from prefect_flux_erase.run import estimate_cost
     from prefect_flux_erase.run.spec import RunConfigError
     from prefect_flux_erase.runware.config import RunwareConfig
     from prefect_flux_erase.runware.options import EraseOptions
 
-    args = estimate_parser().parse_args(list(argv))
     erase: dict[str, Any] = {
         "include_cost": True,
         "number_results": args.number_results,

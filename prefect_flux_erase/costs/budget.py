@@ -26,18 +26,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
+
+from prefect_flux_erase.errors import FluxEraseError
+from prefect_flux_erase.shards.dedupe import BUDGET_EXHAUSTED
 
 if TYPE_CHECKING:
     from prefect_flux_erase.costs.scan import ContentScan
     from prefect_flux_erase.manifest.plan import Shard
     from prefect_flux_erase.results.summary import EraseSummary
 
-#: The code of rows the cap kept from being sent (not final: a rerun continues them).
-BUDGET_EXHAUSTED = "budgetExhausted"
+__all__ = ["BUDGET_EXHAUSTED", "Budget", "BudgetExhausted", "allocate", "annotate_shards"]
 
 
 @dataclass(frozen=True)
@@ -128,17 +130,7 @@ def annotate_shards(
     return out
 
 
-def in_ranges(row: int, ranges: Sequence[tuple[int, int]]) -> bool:
-    """Whether ``row`` falls in one of the ``[start, stop)`` ranges.
-
-    Example:
-        >>> in_ranges(5, ((0, 3), (5, 9))), in_ranges(4, ((0, 3), (5, 9)))
-        (True, False)
-    """
-    return any(start <= row < stop for start, stop in ranges)
-
-
-class BudgetExhausted(Exception):
+class BudgetExhausted(FluxEraseError):
     """The run stopped at its cost cap: some rows were not sent (``budgetExhausted``).
 
     Everything else is done and written; ``summary`` says how many rows are left. Running
@@ -148,21 +140,21 @@ class BudgetExhausted(Exception):
         >>> from prefect_flux_erase.results.summary import EraseSummary
         >>> s = EraseSummary(rows=10, succeeded=6, failed=4, results_uri="r.parquet",
         ...                  budget_exhausted=4, max_cost_usd=0.2, total_cost=0.18)
-        >>> str(BudgetExhausted(s)).split(";")[0]
-        'the cost cap of $0.2000 was reached: 4 of 10 rows were not sent'
+        >>> err = BudgetExhausted(s)
+        >>> str(err).split(" (")[0], err.code
+        ('the cost cap of $0.2000 was reached: 4 of 10 rows were not sent', 'budgetExhausted')
     """
 
-    code = BUDGET_EXHAUSTED
+    code: str
+    summary: EraseSummary
 
     def __init__(self, summary: EraseSummary) -> None:
-        self.summary = summary
         cap = summary.max_cost_usd or 0.0
         super().__init__(
             f"the cost cap of ${cap:.4f} was reached: {summary.budget_exhausted} of "
             f"{summary.rows} rows were not sent (${summary.total_cost:.4f} spent); run again "
             "with a higher cap to erase them (rows already erased are not charged again); "
-            f"see {summary.results_uri}"
+            f"see {summary.results_uri}",
+            code=BUDGET_EXHAUSTED,
+            summary=summary,
         )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.summary,))

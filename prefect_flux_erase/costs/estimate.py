@@ -1,8 +1,8 @@
 """The cost estimate: what a run will bill, before it runs, from image headers alone.
 
-:func:`estimate_cost` (and ``flux-erase estimate``) scans the manifest
-(:mod:`~prefect_flux_erase.costs.scan`) and prices every row that will be billed with the
-documented price (:mod:`~prefect_flux_erase.runware.pricing`): $0.03 for the first output
+:func:`~prefect_flux_erase.run.estimate.estimate_cost` (and ``flux-erase estimate``) scans
+the manifest (:mod:`~prefect_flux_erase.costs.scan`) and prices every row that will be billed
+with the documented price (:mod:`~prefect_flux_erase.runware.pricing`): $0.03 for the first output
 megapixel plus $0.004 per further megapixel, sizes rounded up, inputs over 4 MP resized, times
 ``numberResults``. Rows that repeat an earlier row's content, rows the result cache holds and
 rows that would fail locally cost nothing. Whether the input also counts as a reference image
@@ -16,7 +16,7 @@ in its :class:`~prefect_flux_erase.results.summary.EraseSummary` next to the act
 
 Example:
     ```python
-    from prefect_flux_erase.costs import estimate_cost
+    from prefect_flux_erase.run import estimate_cost
 
     est = estimate_cost("manifest.parquet", options=EraseOptions(number_results=2))
     print(est.describe())   # 1,000 rows, 100 distinct contents: 100 results billed ... $3.00
@@ -197,62 +197,3 @@ async def _dry_run_prices(
     async with job.runware.open_client() as client:
         costs = await client.price(list(tasks.values()))
     return {size: costs.get(task.task_uuid) for size, task in tasks.items()}
-
-
-#: Stands for the output of an estimate given none (never read or written).
-_NO_OUTPUT = "memory://flux-erase-estimate/no-output"
-
-
-def estimate_cost(manifest: str, *, output: str | None = None, **options: Any) -> CostEstimate:
-    """What erasing ``manifest`` on the Runware API will bill, without running it.
-
-    Every option of :class:`~prefect_flux_erase.run.spec.RunSpec` that shapes the bill
-    applies: ``options`` (``EraseOptions``: ``number_results``, ``dilate_pixels``…), the
-    columns, ``storage_options``, ``pass_urls``, ``dedupe``, ``cache`` (rows it holds cost
-    nothing), ``max_cost_usd`` (how many rows the cap would leave). With ``output``, rows an
-    earlier run of the same run key committed are left out (what a rerun would still bill).
-    No API key is needed and no request is made, unless ``verify_estimate=True`` asks the
-    API's dry run (``runware=RunwareConfig(...)`` or ``RUNWARE_API_KEY``).
-
-    Raises:
-        RunConfigError: an invalid option. ManifestError: a missing or unreadable manifest.
-
-    Example:
-        ```python
-        est = estimate_cost("s3://bucket/m.parquet", storage_options={"anon": False},
-                            options=EraseOptions(number_results=2))
-        est.low_usd, est.high_usd, est.distinct
-        ```
-    """
-    from prefect_flux_erase.costs.planning import plan_costs
-    from prefect_flux_erase.manifest.keys import mark_duplicate_keys
-    from prefect_flux_erase.manifest.plan import plan_manifest
-    from prefect_flux_erase.results.assemble import committed_shards
-    from prefect_flux_erase.run.plan import RunPlan, build_job
-    from prefect_flux_erase.run.spec import RunSpec
-
-    options.setdefault("backend", "runware")
-    spec = RunSpec(manifest, output or _NO_OUTPUT, **options)
-    spec = spec.check(require_key=bool(spec.verify_estimate))
-    job = build_job(spec)
-    plan = mark_duplicate_keys(
-        job.manifest, plan_manifest(job.manifest, shard_size=spec.shard_size)
-    )
-    done = committed_shards(spec.output, job.run_key, spec.out_storage_options) if output else set()
-    todo = [s for s in plan.shards if s.index not in done]
-    run = RunPlan(spec=spec, job=job, plan=plan, todo=todo)
-    if not todo:
-        return CostEstimate(
-            rows=0,
-            distinct=0,
-            billed_rows=0,
-            results_billed=0,
-            low_usd=0.0,
-            high_usd=0.0,
-            number_results=spec.options.number_results,
-            skipped_rows=run.skipped_rows,
-            max_cost_usd=spec.max_cost_usd,
-        )
-    estimate = plan_costs(run).estimate
-    assert estimate is not None
-    return estimate

@@ -33,15 +33,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from prefect_flux_erase import storage
-from prefect_flux_erase.costs.contents import (
+from prefect_flux_erase.engine.imageio import MIN_SIDE, ImageInputError, header_size
+from prefect_flux_erase.runware.pricing import EXTRA_MP_USD, megapixels, result_cost
+from prefect_flux_erase.shards.contents import (
     DIGEST_BYTES,
     content_key,
     digest_reference,
     job_fingerprint,
     new_digest,
 )
-from prefect_flux_erase.engine.imageio import MIN_SIDE, ImageInputError, header_size
-from prefect_flux_erase.runware.pricing import EXTRA_MP_USD, megapixels, result_cost
 from prefect_flux_erase.shards.remote_inputs import InputKind, input_kind, read_url_header
 
 if TYPE_CHECKING:

@@ -202,16 +202,18 @@ def header_size(data: bytes, *, parameter: str = "inputs.image") -> tuple[int, i
         (640, 480)
     """
     if not data:
-        raise ImageInputError("emptyInput", f"{parameter}: the file is empty (0 bytes)", parameter)
+        raise ImageInputError(
+            f"{parameter}: the file is empty (0 bytes)", code="emptyInput", parameter=parameter
+        )
     try:
         with Image.open(io.BytesIO(data)) as img:
             return _oriented_size(img, img.size)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageInputError(
-            "invalidImage",
             f"{parameter}: no readable image header in {len(data)} bytes starting "
             f"{data[:12]!r}; provide a PNG, JPEG or WEBP file",
-            parameter,
+            code="invalidImage",
+            parameter=parameter,
         ) from exc
 
 

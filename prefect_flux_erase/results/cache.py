@@ -1,7 +1,7 @@
 """The cross-run result cache: erased images by content key, on any fsspec backend (opt-in).
 
 A run given ``cache="s3://bucket/flux-erase-cache"`` looks every row up by its content key
-(:mod:`~prefect_flux_erase.costs.contents`: image bytes, mask bytes, the settings that shape the
+(:mod:`~prefect_flux_erase.shards.contents`: image bytes, mask bytes, the settings that shape the
 output and the engine) before it would send it, and copies a cached result to the row's output
 instead of paying for it again; rows it erases are added. Rows served from the cache are marked
 ``cached`` in ``results.parquet`` and cost nothing.

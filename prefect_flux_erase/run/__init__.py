@@ -20,8 +20,9 @@ Example:
 """
 
 from prefect_flux_erase.costs.budget import BudgetExhausted
-from prefect_flux_erase.costs.estimate import CostEstimate, estimate_cost
+from prefect_flux_erase.costs.estimate import CostEstimate
 from prefect_flux_erase.results.summary import EraseSummary
+from prefect_flux_erase.run.estimate import estimate_cost, plan_costs
 from prefect_flux_erase.run.executor import (
     AsyncioShardExecutor,
     ShardExecutor,
@@ -82,6 +83,7 @@ __all__ = [
     "finish_run",
     "listen",
     "manifest_spec",
+    "plan_costs",
     "plan_run",
     "run_manifest",
     "run_shard_stage",

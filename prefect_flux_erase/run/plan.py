@@ -152,7 +152,7 @@ def plan_run(spec: RunSpec) -> RunPlan:
     todo = [s for s in plan.shards if s.index not in committed]
     run = RunPlan(spec=spec, job=job, plan=plan, todo=todo)
     if spec.backend == "runware" and todo:
-        from prefect_flux_erase.costs.planning import plan_costs
+        from prefect_flux_erase.run.estimate import plan_costs
 
         run = plan_costs(run)
     return run

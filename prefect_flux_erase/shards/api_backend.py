@@ -369,7 +369,7 @@ async def upload_inputs(
         prepared[0].task.inputs.image          # '5c1e0b7a-...'
         ```
     """
-    from prefect_flux_erase.costs.contents import digest_bytes
+    from prefect_flux_erase.shards.contents import digest_bytes
     from prefect_flux_erase.shards.remote_inputs import UPLOADED
 
     endpoint = client.base_url

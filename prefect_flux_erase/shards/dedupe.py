@@ -24,14 +24,26 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from prefect_flux_erase.costs.budget import in_ranges
-
 if TYPE_CHECKING:
     from prefect_flux_erase.manifest.plan import Shard
     from prefect_flux_erase.shards.api_backend import Store
     from prefect_flux_erase.shards.local_backend import LocalBackend
     from prefect_flux_erase.shards.rows import PreparedRow, RowTicket
     from prefect_flux_erase.shards.stages import Backend
+
+
+#: The code of rows the cost cap kept from being sent (not final: a rerun continues them).
+BUDGET_EXHAUSTED = "budgetExhausted"
+
+
+def in_ranges(row: int, ranges: Sequence[tuple[int, int]]) -> bool:
+    """Whether ``row`` falls in one of the ``[start, stop)`` ranges.
+
+    Example:
+        >>> in_ranges(5, ((0, 3), (5, 9))), in_ranges(4, ((0, 3), (5, 9)))
+        (True, False)
+    """
+    return any(start <= row < stop for start, stop in ranges)
 
 
 def mark_planned(tickets: list[RowTicket], shard: Shard) -> list[RowTicket]:

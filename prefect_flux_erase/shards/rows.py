@@ -19,14 +19,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from prefect_flux_erase.costs.budget import BUDGET_EXHAUSTED
-from prefect_flux_erase.costs.contents import (
-    content_key,
-    digest_bytes,
-    digest_reference,
-    job_fingerprint,
-    row_task_key,
-)
 from prefect_flux_erase.engine.imageio import (
     MIN_SIDE,
     DecodedImage,
@@ -42,6 +34,14 @@ from prefect_flux_erase.runware.errors import InvalidOptionError
 from prefect_flux_erase.runware.ids import task_uuid
 from prefect_flux_erase.runware.media import to_data_uri
 from prefect_flux_erase.runware.redaction import redact_url
+from prefect_flux_erase.shards.contents import (
+    content_key,
+    digest_bytes,
+    digest_reference,
+    job_fingerprint,
+    row_task_key,
+)
+from prefect_flux_erase.shards.dedupe import BUDGET_EXHAUSTED
 from prefect_flux_erase.shards.remote_inputs import InputKind, input_kind
 from prefect_flux_erase.storage.files import InputReadError, is_within, read_bytes, write_bytes
 
@@ -101,7 +101,7 @@ class RowTicket:
     #: When the row was last sent (epoch seconds): polling is timed from here.
     sent_at: float | None = None
     #: The row's content key (image bytes, mask bytes, settings): names its task and its
-    #: result-cache entry (:mod:`~prefect_flux_erase.costs.contents`).
+    #: result-cache entry (:mod:`~prefect_flux_erase.shards.contents`).
     content_key: str | None = None
     #: Row index of the row whose erase (and charge) this row shares, planned by the scan.
     shared_with: int | None = None

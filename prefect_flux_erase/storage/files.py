@@ -311,8 +311,8 @@ def iter_bytes(
                 total += len(chunk)
                 if total > max_bytes:
                     raise InputReadError(
-                        "inputTooLarge",
                         f"{shown} is larger than the {max_bytes:,}-byte limit for one input",
+                        code="inputTooLarge",
                     )
                 yield bytes(chunk)
                 size = chunk_size

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from prefect_flux_erase import storage
-from prefect_flux_erase.costs import estimate_cost
 from prefect_flux_erase.emulator import EmulatorServer
 from prefect_flux_erase.results.cache import ResultCache
+from prefect_flux_erase.run import estimate_cost
 from tests.costs.common import config_for, erase, manifest_of, results, write_rows
 
 

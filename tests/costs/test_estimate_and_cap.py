@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from prefect_flux_erase.costs import BudgetExhausted, estimate_cost
+from prefect_flux_erase.costs import BudgetExhausted
 from prefect_flux_erase.emulator import EmulatorServer
-from prefect_flux_erase.run import EraseOptions, RunConfigError
+from prefect_flux_erase.run import EraseOptions, RunConfigError, estimate_cost
 from tests.costs.common import config_for, erase, manifest_of, results, write_rows
 
 #: Mixed sizes: square, non-square, just over 1 MP, exactly 4 MP and over 4 MP (resized).

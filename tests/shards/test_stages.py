@@ -8,10 +8,10 @@ import pytest
 
 from prefect_flux_erase import storage
 from prefect_flux_erase.blocks import FluxEraseSettings
-from prefect_flux_erase.costs.contents import row_task_key
 from prefect_flux_erase.emulator import EmulatorServer
 from prefect_flux_erase.runware.ids import task_uuid
 from prefect_flux_erase.shards.api_backend import RunAborted
+from prefect_flux_erase.shards.contents import row_task_key
 from prefect_flux_erase.tasks import poll_erase, submit_erase
 from tests.fixtures.builders import BAD_INPUT_CODES, write_bad_inputs, write_inputs
 from tests.fixtures.jobs import job_over, make_job, shards_of
