@@ -1,7 +1,8 @@
 """The `flux-erase` command: `run`, `manifest`, `demo` and `emulator`.
 
 Exit codes: 0 the run completed; 1 rows failed beyond ``--max-failed-fraction`` (or shards could
-not be processed); 2 a usage or configuration error, with a message saying what to fix.
+not be processed); 2 a usage or configuration error, with a message saying what to fix; 3 the
+cost cap (``--max-cost``) left rows unsent (rerun with a higher cap to continue).
 
 Example:
     ```bash
@@ -21,11 +22,20 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from prefect_flux_erase.cli_costs import (
+    add_money_flags,
+    cap_reached,
+    estimate_parser,
+    flag_message,
+    money_options,
+    run_estimate,
+)
 from prefect_flux_erase.shards.job import DEFAULT_POLL_TIMEOUT
 
-USAGE = """usage: flux-erase {run,manifest,demo,emulator} ...
+USAGE = """usage: flux-erase {run,estimate,manifest,demo,emulator} ...
 
   run        erase every row of a Parquet manifest
+  estimate   what erasing a manifest on the API will cost (image headers only, no request)
   manifest   pair image and mask files by stem into a manifest
   demo       erase a small bundled sample offline and print where the results are
   emulator   serve the Runware REST API on loopback over the local engine
@@ -108,6 +118,7 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--key-column", help="column of row keys (default: row_key if present)")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     p.add_argument("--engine", default="local", help="engine of the local backend (local, echo)")
+    add_money_flags(p)
     return p
 
 
@@ -163,6 +174,8 @@ class _ProgressView:
         return self
 
     def __call__(self, progress: Any) -> None:
+        if progress.message:  # what the run will cost, said before the first row moves
+            print(f"flux-erase: {progress.message}", file=sys.stderr, flush=True)
         if self._bar is not None:
             self._bar.update(
                 self._task,
@@ -204,6 +217,9 @@ def _erase(manifest: str, output: str, label: str, **options: Any) -> tuple[int,
         print(f"flux-erase: {exc}", file=sys.stderr)
         return 2, None
     print(f"flux-erase: {exc or state.message}", file=sys.stderr)
+    capped = cap_reached(exc) if exc is not None else None
+    if capped is not None:
+        return capped
     if isinstance(exc, TooManyFailedRows):
         return 1, exc.summary
     return 1, None
@@ -241,21 +257,28 @@ def cmd_run(argv: Sequence[str]) -> int:
         ```
     """
     args = run_parser().parse_args(list(argv))
-    from prefect_flux_erase.run.spec import RunSpec
+    from prefect_flux_erase.run.spec import RunConfigError, RunSpec
 
     settings = _settings(args)
     credentials = _credentials(args)
-    RunSpec(
-        args.manifest,
-        args.output,
-        backend=args.backend,
-        runware=credentials.to_config() if credentials is not None else None,
-        shard_size=args.shard_size,
-        concurrency=args.concurrency,
-        max_shards_in_flight=args.max_shards_in_flight,
-        max_failed_fraction=args.max_failed_fraction,
-        poll_timeout=args.poll_timeout,
-    ).check()
+    money = money_options(args)
+    try:
+        RunSpec(
+            args.manifest,
+            args.output,
+            backend=args.backend,
+            runware=credentials.to_config() if credentials is not None else None,
+            shard_size=args.shard_size,
+            concurrency=args.concurrency,
+            max_shards_in_flight=args.max_shards_in_flight,
+            max_failed_fraction=args.max_failed_fraction,
+            poll_timeout=args.poll_timeout,
+            image_column=args.image_column,
+            mask_column=args.mask_column,
+            **money,
+        ).check()
+    except RunConfigError as exc:
+        raise RunConfigError(flag_message(exc), parameter=exc.parameter) from None
     where = f" at {credentials.base_url}" if credentials is not None else " (offline)"
     print(f"flux-erase: backend {args.backend}{where}", file=sys.stderr)
     code, summary = _erase(
@@ -277,6 +300,7 @@ def cmd_run(argv: Sequence[str]) -> int:
         poll_timeout=args.poll_timeout,
         report=not args.no_report,
         local_engine=args.engine,
+        **{k: list(v) if isinstance(v, tuple) else v for k, v in money.items()},
     )
     _print_summary(summary)
     return code
@@ -365,8 +389,20 @@ def _one_line(exc: BaseException) -> str:
     return str(exc)
 
 
+def cmd_estimate(argv: Sequence[str]) -> int:
+    """``flux-erase estimate``: print what a manifest will cost on the API; exit 0 or 2.
+
+    Example:
+        ```bash
+        flux-erase estimate s3://bucket/m.parquet --number-results 2 --max-cost 25
+        ```
+    """
+    return run_estimate(estimate_parser(_Parser).parse_args(list(argv)))
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "run": cmd_run,
+    "estimate": cmd_estimate,
     "manifest": cmd_manifest,
     "demo": cmd_demo,
 }
@@ -397,7 +433,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # fresh install (bytecode, database migrations) can outlast Prefect's 20 s default.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     if any(a in ("-h", "--help") for a in rest):
-        parsers = {"run": run_parser}
+        parsers: dict[str, Callable[[], argparse.ArgumentParser]] = {
+            "run": run_parser,
+            "estimate": lambda: estimate_parser(_Parser),
+        }
         if command in parsers:
             parsers[command]().print_help()
             return 0

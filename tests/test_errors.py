@@ -9,6 +9,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
+from prefect_flux_erase.costs.budget import BudgetExhausted
 from prefect_flux_erase.engine.imageio import ImageInputError
 from prefect_flux_erase.errors import (
     TRANSIENT_STATUSES,
@@ -50,11 +51,22 @@ EVERY_ERROR: list[FluxEraseError] = [
     PairingError("no image has a mask", code="nothingPaired"),
     ResultsError("shard 3 has no part", code="missingParts"),
     RunAborted("invalidApiKey: the key was rejected", code="invalidApiKey"),
-    # The run's own two are built from what they carry; the message is made from it.
+    # The run's own three are built from what they carry; the message is made from it.
     TooManyFailedRows(
         EraseSummary(rows=4, succeeded=3, failed=1, results_uri="out/r.parquet"), 0.0
     ),
     ShardsFailed([ShardFailure(3, "poll", "TransientError: 503")], shards=10, committed=9),
+    BudgetExhausted(
+        EraseSummary(
+            rows=4,
+            succeeded=2,
+            failed=2,
+            results_uri="out/r.parquet",
+            budget_exhausted=2,
+            max_cost_usd=0.06,
+            total_cost=0.06,
+        )
+    ),
     RunwareError("boom", code="unknownError", http_status=500, task_uuid=T),
     TransientError("busy", code="serviceUnavailable", http_status=503, retry_after=1.5),
     RateLimitError("slow down", code="rateLimitExceeded", http_status=429, retry_after=0.5),

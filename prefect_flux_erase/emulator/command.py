@@ -90,6 +90,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--retry-after", type=float, default=1.0, help="Retry-After of injected 429s (seconds)"
     )
+    p.add_argument(
+        "--charge-reference-image",
+        action="store_true",
+        help="also bill the input as a reference image, $0.004/MP (unsettled; default: not)",
+    )
+    p.add_argument(
+        "--no-dry-run",
+        action="store_true",
+        help="ignore 'X-Runware-Dry-Run: 1' and run such tasks (unsettled; default: honoured)",
+    )
     return p
 
 
@@ -99,6 +109,9 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     Example:
         >>> config_from_args(parser().parse_args(["--fault", "http_503=0.1"])).faults
         {'http_503': 0.1}
+        >>> args = parser().parse_args(["--charge-reference-image"])
+        >>> config_from_args(args).charge_reference_image
+        True
     """
     options: dict[str, Any] = {
         "engine": args.engine,
@@ -106,6 +119,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         "faults": dict(args.fault),
         "seed": args.seed,
         "retry_after": args.retry_after,
+        "charge_reference_image": args.charge_reference_image,
+        "dry_run_supported": not args.no_dry_run,
     }
     if args.api_keys:
         options["api_keys"] = frozenset(args.api_keys)

@@ -186,6 +186,37 @@ def _oriented_size(img: Image.Image, stored: tuple[int, int]) -> tuple[int, int]
     return (stored[1], stored[0]) if orientation in _SWAPPED else stored
 
 
+def header_size(data: bytes, *, parameter: str = "inputs.image") -> tuple[int, int]:
+    """An image's (width, height) after EXIF orientation, from its header alone.
+
+    Pillow's lazy open reads the header and stops: no pixel is decoded, so the first few
+    kilobytes of a file are usually enough (cost estimates read no more than that).
+
+    Raises:
+        ImageInputError: ``emptyInput`` or ``invalidImage`` when no header can be read from
+            ``data`` (for a prefix, read more and try again).
+
+    Example:
+        >>> buf = io.BytesIO(); Image.new("RGB", (640, 480)).save(buf, "JPEG")
+        >>> header_size(buf.getvalue()[:2048])
+        (640, 480)
+    """
+    if not data:
+        raise ImageInputError(
+            f"{parameter}: the file is empty (0 bytes)", code="emptyInput", parameter=parameter
+        )
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return _oriented_size(img, img.size)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageInputError(
+            f"{parameter}: no readable image header in {len(data)} bytes starting "
+            f"{data[:12]!r}; provide a PNG, JPEG or WEBP file",
+            code="invalidImage",
+            parameter=parameter,
+        ) from exc
+
+
 def check_image(
     data: bytes,
     *,

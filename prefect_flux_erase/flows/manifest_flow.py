@@ -60,12 +60,19 @@ def erase_manifest(
     max_attempts: int = 3,
     poll_timeout: float = DEFAULT_POLL_TIMEOUT,
     max_failed_fraction: float = 0.0,
-    pass_urls: bool = False,
+    pass_urls: bool | list[str] = False,
     concurrency_limit: str | None = None,
     report: bool = True,
     poll_policy: PollPolicy | None = None,
     retry_policy: RetryPolicy | None = None,
     local_engine: str = "local",
+    max_cost_usd: float | None = None,
+    cache: str | None = None,
+    cache_storage_options: dict[str, Any] | None = None,
+    dedupe: bool = True,
+    upload_inputs: bool = False,
+    verify_estimate: bool = False,
+    allow_private_hosts: list[str] | None = None,
 ) -> EraseSummary | State[Any]:
     """Erase the masked object of every row of a Parquet manifest.
 
@@ -98,19 +105,32 @@ def erase_manifest(
         poll_timeout: Seconds a submitted row may stay unfinished on the server before it
             fails with ``pollTimeout`` (a rerun collects it later without a second charge).
         max_failed_fraction: Largest failed/total share for the run to end ``Completed``.
-        pass_urls: Send public http(s) inputs as URLs instead of inline bytes.
+        pass_urls: Send public http(s) inputs as URLs for the API to fetch, never downloaded
+            by the pipeline: ``True`` for both input columns, or a list of column names.
         concurrency_limit: Name of a Prefect global concurrency limit capping in-flight
             requests across shards and flow runs.
         report: Write ``report.html`` and link it as an artifact.
         poll_policy: ``getResponse`` cadence (the client's default when ``None``).
         retry_policy: Backoff of the client's per-request retries (its default when ``None``).
         local_engine: Engine of the ``local`` backend.
+        max_cost_usd: Most this run may spend (USD); rows that could take it over are not
+            sent and end ``budgetExhausted`` (the flow run fails; rerun with a higher cap).
+        cache: URI of a cross-run result cache: contents erased before are copied from it
+            instead of paid for again. ``None`` (default): no cache.
+        cache_storage_options: fsspec options of ``cache`` (default: the output's).
+        dedupe: Erase rows of identical image, mask and settings once (default ``True``).
+        upload_inputs: Upload each input once with ``imageUpload`` and send its UUID.
+        verify_estimate: Check the estimate with the API's dry run (one request per size).
+        allow_private_hosts: Hosts whose URLs ``pass_urls`` may pass although they look
+            private (loopback, private networks); none by default.
 
     Returns:
         An :class:`~prefect_flux_erase.results.summary.EraseSummary` when the run is within
         ``max_failed_fraction``.
 
     Raises:
+        BudgetExhausted: the cost cap left rows unsent (the flow run ends ``Failed``); its
+            ``summary`` says how many; everything else is written.
         TooManyFailedRows: more rows failed than ``max_failed_fraction`` allows (the flow run
             ends ``Failed``); its ``summary`` holds the counts and where the results and the
             report are, all written before it is raised.
@@ -149,11 +169,18 @@ def erase_manifest(
         max_attempts=max_attempts,
         poll_timeout=poll_timeout,
         max_failed_fraction=max_failed_fraction,
-        pass_urls=pass_urls,
+        pass_urls=pass_urls if isinstance(pass_urls, bool) else tuple(pass_urls),
         report=report,
         local_engine=local_engine,
         poll_policy=poll_policy,
         retry_policy=retry_policy,
+        max_cost_usd=max_cost_usd,
+        cache=cache,
+        cache_storage_options=cache_storage_options,
+        dedupe=dedupe,
+        upload_inputs=upload_inputs,
+        verify_estimate=verify_estimate,
+        allow_private_hosts=tuple(allow_private_hosts or ()),
     ).check()
     if backend == "runware":
         check_concurrency_limit(concurrency_limit, concurrency)

@@ -96,6 +96,13 @@ class Shard:
     #: (row, first row with the same key) for rows whose key repeats an earlier row's key
     #: (see :func:`~prefect_flux_erase.manifest.keys.mark_duplicate_keys`).
     duplicates: tuple[tuple[int, int], ...] = ()
+    #: (row, row whose erase it reuses) for rows whose image, mask and settings repeat an
+    #: earlier row's (see :mod:`~prefect_flux_erase.shards.contents`): billed once, by that row.
+    shared: tuple[tuple[int, int], ...] = ()
+    #: Row ranges ``[start, stop)`` given no share of the run's cost cap (``max_cost_usd``):
+    #: such a row is never sent to the API; it ends ``budgetExhausted`` unless the result
+    #: cache serves it.
+    unbudgeted: tuple[tuple[int, int], ...] = ()
 
     @property
     def num_rows(self) -> int:

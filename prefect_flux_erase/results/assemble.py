@@ -63,9 +63,10 @@ MASK_COLUMN_METADATA = b"prefect_flux_erase.mask_column"
 UNFINISHED_METADATA = b"prefect_flux_erase.unfinished_rows"
 
 #: Failures after which the row's task may still have run (and been charged) on the server:
-#: a rerun of the same run key polls it by its task UUID instead of losing a paid result.
+#: a rerun of the same run key polls it by its task UUID instead of losing a paid result;
+#: and rows the cost cap kept from being sent (``budgetExhausted``), which a rerun sends.
 UNFINISHED_CODES: frozenset[str] = frozenset(
-    {"pollTimeout", "notFinished", "unanswered", "missingReply"}
+    {"pollTimeout", "notFinished", "unanswered", "missingReply", "budgetExhausted"}
 )
 #: Rows per row group of ``results.parquet`` (parts are small; this many are buffered, and the
 #: writer encodes a whole row group in memory: at 32k rows assembling the results of a 100k-row

@@ -37,6 +37,7 @@ from prefect_flux_erase.results.assemble import (
     RESULTS_FILE,
 )
 from prefect_flux_erase.results.report_style import CSS
+from prefect_flux_erase.results.summary import estimate_text
 from prefect_flux_erase.results.tally import ResultsSummary
 from prefect_flux_erase.runware.redaction import REDACTED
 
@@ -171,7 +172,7 @@ def _seconds(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f} s"
 
 
-def _summary_html(summary: ResultsSummary) -> str:
+def _summary_html(summary: ResultsSummary, estimate: Mapping[str, Any] | None = None) -> str:
     rate = summary.succeeded / summary.rows if summary.rows else 0.0
     cards = [
         ("Rows", f"{summary.rows:,}", ""),
@@ -179,6 +180,14 @@ def _summary_html(summary: ResultsSummary) -> str:
         ("Failed", f"{summary.failed:,}", "failed" if summary.failed else ""),
         ("Resumed", f"{summary.resumed:,}", ""),
         ("Cost", f"${summary.total_cost:,.4f}", ""),
+    ]
+    if estimate is not None:
+        cards.append(("Estimated cost", f"${estimate_text(dict(estimate))}", ""))
+    if summary.shared:
+        cards.append(("Shared an identical row's erase", f"{summary.shared:,}", ""))
+    if summary.cached:
+        cards.append(("From the result cache", f"{summary.cached:,}", ""))
+    cards += [
         ("Latency p50", _seconds(summary.p50_latency_s), ""),
         ("Latency p95", _seconds(summary.p95_latency_s), ""),
     ]
@@ -293,6 +302,7 @@ def write_report(
     summary: ResultsSummary,
     max_rows: int = 500,
     input_storage_options: Mapping[str, Any] | None = None,
+    estimate: Mapping[str, Any] | None = None,
 ) -> str:
     """Write ``{output}/report.html`` (and its thumbnails under ``{output}/report/``).
 
@@ -304,6 +314,8 @@ def write_report(
         max_rows: how many rows get before/mask/after thumbnails (read by streaming).
         input_storage_options: fsspec options for the manifest's images and masks when they
             live elsewhere (default: ``storage_options``).
+        estimate: the run's cost estimate (``CostEstimate.as_dict()``), shown next to the
+            cost it actually had.
 
     Returns:
         The report's URI.
@@ -345,7 +357,7 @@ def write_report(
         f'<header><p class="eyebrow">FLUX Erase · bfl:flux@erase</p><h1>{_escape(title)}</h1>'
         f'<p class="meta">Generated {generated}{run} · results '
         f"<code>{_escape(results_uri)}</code></p></header>"
-        f"{_summary_html(summary)}{_failures_html(summary)}"
+        f"{_summary_html(summary, estimate)}{_failures_html(summary)}"
         f'<section><h2>Rows</h2><p class="note">{note}</p>'
         '<table class="gallery"><thead><tr><th>#</th><th>Row</th>'
         "<th>Before · Mask · After</th></tr></thead><tbody>"

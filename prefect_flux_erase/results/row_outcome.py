@@ -28,6 +28,8 @@ RESULT_FIELDS: tuple[pa.Field, ...] = (
     pa.field("latency_s", pa.float64()),
     pa.field("task_uuid", pa.string()),
     pa.field("resumed", pa.bool_()),
+    pa.field("shared_with", pa.int64()),
+    pa.field("cached", pa.bool_()),
 )
 RESULT_SCHEMA = pa.schema(list(RESULT_FIELDS))
 RESULT_COLUMNS: tuple[str, ...] = tuple(f.name for f in RESULT_FIELDS)
@@ -40,7 +42,9 @@ class RowOutcome:
     ``output_uri``/``image_uuid``/``source_url`` are lists because ``numberResults`` > 1 gives
     several results per row. ``error_code`` is stable (a Runware code such as
     ``invalidMaskDimensions`` or a local one such as ``inputNotFound``); ``error_message`` says
-    what to fix.
+    what to fix. ``shared_with`` is the ``row_index`` of the row whose erase (and charge) this
+    row shares because their image, mask and settings are identical (this row then costs 0);
+    ``cached`` says the result came from the cross-run result cache (cost 0).
 
     Example:
         >>> RowOutcome(row_key="a", row_index=0, status="failed", error_code="inputNotFound",
@@ -61,6 +65,8 @@ class RowOutcome:
     latency_s: float | None = None
     task_uuid: str | None = None
     resumed: bool = False
+    shared_with: int | None = None
+    cached: bool = False
 
     def as_record(self) -> dict[str, Any]:
         """The outcome as a dict keyed by :data:`RESULT_COLUMNS`."""

@@ -41,6 +41,26 @@ class EraseSummary:
     shards_skipped: int = 0
     error_counts: dict[str, int] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    #: The cost estimate made before the run (:class:`~prefect_flux_erase.costs.estimate.
+    #: CostEstimate` as a dict; ``None`` for the local backend or when nothing was left).
+    estimate: dict[str, Any] | None = None
+    #: The run's cost cap, and the rows it left unsent (``budgetExhausted``).
+    max_cost_usd: float | None = None
+    budget_exhausted: int = 0
+    #: Rows served from the result cache, and rows that shared another row's erase.
+    cached: int = 0
+    shared: int = 0
+
+    @property
+    def cap_reached(self) -> bool:
+        """Whether the cost cap kept rows from being sent (a rerun with a higher cap continues).
+
+        Example:
+            >>> EraseSummary(rows=2, succeeded=1, failed=1, results_uri="r",
+            ...              budget_exhausted=1).cap_reached
+            True
+        """
+        return self.budget_exhausted > 0
 
     @property
     def failed_fraction(self) -> float:
@@ -67,14 +87,54 @@ class EraseSummary:
             >>> EraseSummary(rows=4, succeeded=3, failed=1, results_uri="r.parquet").describe()
             '3 of 4 rows succeeded, 1 failed, $0.0000 spent; results: r.parquet'
         """
+        spent = f"${self.total_cost:.4f} spent"
+        if self.estimate is not None:
+            spent += f" (estimated ${float(self.estimate.get('low_usd', 0.0)):.4f})"
+        if self.cap_reached:
+            spent += (
+                f", cost cap ${self.max_cost_usd or 0.0:.4f} reached: {self.budget_exhausted} "
+                "rows not sent"
+            )
         return (
             f"{self.succeeded} of {self.rows} rows succeeded, {self.failed} failed, "
-            f"${self.total_cost:.4f} spent; results: {self.results_uri}"
+            f"{spent}; results: {self.results_uri}"
         )
 
 
 def _fmt(value: float | None, unit: str = "") -> str:
     return "-" if value is None else f"{value:.3f}{unit}"
+
+
+def estimate_text(estimate: dict[str, Any] | None) -> str:
+    """The estimate as a cost range for tables and the report: ``"3.0000"`` when settled,
+    ``"3.0000 - 3.4000"`` when the unsettled reference-image price (or an unknown size)
+    leaves a range, ``"-"`` without an estimate.
+
+    Example:
+        >>> estimate_text({"low_usd": 0.03, "high_usd": 0.034})
+        '0.0300 - 0.0340'
+    """
+    if not estimate:
+        return "-"
+    low, high = float(estimate.get("low_usd", 0.0)), float(estimate.get("high_usd", 0.0))
+    return f"{low:.4f}" if high <= low + 1e-9 else f"{low:.4f} - {high:.4f}"
+
+
+def _money_rows(summary: EraseSummary) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    if summary.estimate is not None:
+        rows.append(("estimated cost (USD)", estimate_text(summary.estimate)))
+        verified = summary.estimate.get("verified_usd")
+        if verified is not None:
+            rows.append(("dry-run price (USD)", f"{float(verified):.4f}"))
+    if summary.max_cost_usd is not None:
+        rows.append(("cost cap (USD)", f"{summary.max_cost_usd:.4f}"))
+        rows.append(("rows left by the cap (budgetExhausted)", str(summary.budget_exhausted)))
+    if summary.shared:
+        rows.append(("rows sharing an identical row's erase", str(summary.shared)))
+    if summary.cached:
+        rows.append(("rows served from the result cache", str(summary.cached)))
+    return rows
 
 
 def summary_table(summary: EraseSummary) -> list[dict[str, Any]]:
@@ -91,6 +151,7 @@ def summary_table(summary: EraseSummary) -> list[dict[str, Any]]:
         ("failed", str(summary.failed)),
         ("resumed", str(summary.resumed)),
         ("total cost (USD)", f"{summary.total_cost:.4f}"),
+        *_money_rows(summary),
         ("p50 latency (s)", _fmt(summary.p50_latency_s)),
         ("p95 latency (s)", _fmt(summary.p95_latency_s)),
         ("rows/s", f"{summary.rows_per_s:.2f}"),

@@ -72,6 +72,9 @@ class ResultsSummary:
     failures: list[dict[str, Any]] = field(default_factory=list)
     error_counts: dict[str, int] = field(default_factory=dict)
     run_key: str | None = None
+    #: Rows served from the result cache, and rows that used another row's erase.
+    cached: int = 0
+    shared: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as plain JSON-ready data."""
@@ -107,6 +110,10 @@ class SummaryTally:
         summary.failed += table.num_rows - succeeded
         summary.resumed += int(pc.sum(pc.fill_null(table.column("resumed"), False)).as_py() or 0)
         self.cost += float(pc.sum(table.column("cost")).as_py() or 0.0)
+        if "cached" in table.column_names:
+            summary.cached += int(pc.sum(pc.fill_null(table.column("cached"), False)).as_py() or 0)
+        if "shared_with" in table.column_names:
+            summary.shared += table.num_rows - table.column("shared_with").null_count
         latencies = table.column("latency_s").drop_null().to_numpy()
         if latencies.size:
             self.latency.add(np.asarray(latencies, dtype=np.float64))

@@ -19,7 +19,10 @@ Example:
     ```
 """
 
+from prefect_flux_erase.costs.budget import BudgetExhausted
+from prefect_flux_erase.costs.estimate import CostEstimate
 from prefect_flux_erase.results.summary import EraseSummary
+from prefect_flux_erase.run.estimate import estimate_cost, plan_costs
 from prefect_flux_erase.run.executor import (
     AsyncioShardExecutor,
     ShardExecutor,
@@ -54,6 +57,8 @@ from prefect_flux_erase.runware.options import EraseOptions
 
 __all__ = [
     "AsyncioShardExecutor",
+    "BudgetExhausted",
+    "CostEstimate",
     "EraseOptions",
     "EraseSummary",
     "Progress",
@@ -73,10 +78,12 @@ __all__ = [
     "check_threshold",
     "default_options",
     "describe_plan",
+    "estimate_cost",
     "execute_run",
     "finish_run",
     "listen",
     "manifest_spec",
+    "plan_costs",
     "plan_run",
     "run_manifest",
     "run_shard_stage",

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from prefect_flux_erase.costs.budget import BUDGET_EXHAUSTED, BudgetExhausted
 from prefect_flux_erase.errors import FluxEraseError
 from prefect_flux_erase.results.assemble import assemble_results, shadowed_columns
 from prefect_flux_erase.results.summary import EraseSummary
@@ -132,6 +133,8 @@ def describe_plan(run: RunPlan, log: Logger = _log) -> None:
             "carried to the results (the pipeline writes its own); rename them to keep them",
             ", ".join(shadowed),
         )
+    if run.estimate is not None:
+        log.info("cost estimate: %s", run.estimate.describe())
     if run.duplicate_rows:
         log.warning(
             "%d rows repeat an earlier row's key (%s); they fail with duplicateRowKey and only "
@@ -174,6 +177,11 @@ def finish_run(run: RunPlan, *, elapsed_s: float = 0.0) -> EraseSummary:
         shards_skipped=run.shards_skipped,
         error_counts=dict(results.error_counts),
         failures=[dict(f) for f in results.failures],
+        estimate=run.estimate.as_dict() if run.estimate is not None else None,
+        max_cost_usd=spec.max_cost_usd,
+        budget_exhausted=results.error_counts.get(BUDGET_EXHAUSTED, 0),
+        cached=results.cached,
+        shared=results.shared,
     )
     if spec.report:
         from prefect_flux_erase.results.report import current_report, write_report
@@ -184,7 +192,9 @@ def finish_run(run: RunPlan, *, elapsed_s: float = 0.0) -> EraseSummary:
             None
             if run.todo
             else current_report(spec.output, out_options, title=title, summary=results)
-        ) or write_report(spec.output, out_options, title=title, summary=results)
+        ) or write_report(
+            spec.output, out_options, title=title, summary=results, estimate=summary.estimate
+        )
         summary = replace(summary, report_uri=str(report_uri))
     return summary
 
@@ -202,6 +212,8 @@ def check_threshold(summary: EraseSummary, max_failed_fraction: float) -> EraseS
         ...
         prefect_flux_erase.run.manifest_run.TooManyFailedRows: 1 of 4 rows failed (25.0% > max_failed_fraction 0.0%); see r.parquet
     """  # noqa: E501
+    if summary.cap_reached:  # rows left by the cost cap: not failures, but not done either
+        raise BudgetExhausted(summary)
     if not summary.ok(max_failed_fraction):
         raise TooManyFailedRows(summary, max_failed_fraction)
     return summary
@@ -212,6 +224,8 @@ class _Tally:
 
     def __init__(self, run: RunPlan, on_progress: Callable[[Progress], None] | None) -> None:
         self.run_key = run.run_key
+        # The first report says what the run will cost (the CLI prints it before the bar).
+        self.message = f"estimate: {run.estimate.describe()}" if run.estimate else ""
         self.total = run.plan.num_rows
         self.done = run.skipped_rows
         self.failed = 0
@@ -227,7 +241,10 @@ class _Tally:
         self.emit()
 
     def emit(self) -> None:
-        progress = Progress(self.done, self.total, self.failed, self.cost, run_key=self.run_key)
+        progress = Progress(
+            self.done, self.total, self.failed, self.cost, self.message, run_key=self.run_key
+        )
+        self.message = ""
         report_progress(progress, self.listener)
         if self.on_progress is not None:
             self.on_progress(progress)
@@ -252,6 +269,8 @@ def execute_run(
     Raises:
         RunConfigError, ManifestError: before any row runs.
         ShardsFailed: some shards could not be processed (committed ones stay; rerun).
+        BudgetExhausted: the cost cap left rows unsent (carries the summary; rerun with a
+            higher ``max_cost_usd`` to continue).
         TooManyFailedRows: over ``max_failed_fraction`` (carries the summary).
 
     Example:

@@ -20,13 +20,16 @@ Example:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect_flux_erase.manifest.keys import mark_duplicate_keys
 from prefect_flux_erase.manifest.plan import ManifestPlan, ManifestSpec, Shard, plan_manifest
 from prefect_flux_erase.results.assemble import committed_shards
 from prefect_flux_erase.run.spec import RunSpec
 from prefect_flux_erase.shards.job import ShardJob, compute_run_key
+
+if TYPE_CHECKING:
+    from prefect_flux_erase.costs.estimate import CostEstimate
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,9 @@ class RunPlan:
     job: ShardJob
     plan: ManifestPlan
     todo: list[Shard]
+    #: What the rows left will bill, from their headers (``runware`` backend), and how the
+    #: cost cap was shared out (:mod:`~prefect_flux_erase.costs`).
+    estimate: CostEstimate | None = None
 
     @property
     def run_key(self) -> str:
@@ -112,6 +118,11 @@ def build_job(spec: RunSpec) -> ShardJob:
         max_attempts=spec.max_attempts,
         poll_timeout=spec.poll_timeout,
         pass_urls=spec.pass_urls,
+        allow_private_hosts=tuple(spec.allow_private_hosts),
+        dedupe=spec.dedupe,
+        cache=spec.cache,
+        cache_storage_options=spec.cache_storage_options,
+        upload_inputs=spec.upload_inputs,
         poll_policy=spec.poll_policy,
         retry_policy=spec.retry_policy,
         local_engine=spec.local_engine,
@@ -139,7 +150,12 @@ def plan_run(spec: RunSpec) -> RunPlan:
     )
     committed = committed_shards(spec.output, job.run_key, spec.out_storage_options)
     todo = [s for s in plan.shards if s.index not in committed]
-    return RunPlan(spec=spec, job=job, plan=plan, todo=todo)
+    run = RunPlan(spec=spec, job=job, plan=plan, todo=todo)
+    if spec.backend == "runware" and todo:
+        from prefect_flux_erase.run.estimate import plan_costs
+
+        run = plan_costs(run)
+    return run
 
 
 def shard_to_dict(shard: Shard) -> dict[str, Any]:
@@ -153,7 +169,8 @@ def shard_to_dict(shard: Shard) -> dict[str, Any]:
         ((350, 10),)
     """
     data = asdict(shard)
-    data["duplicates"] = [list(pair) for pair in shard.duplicates]
+    for name in ("duplicates", "shared", "unbudgeted"):
+        data[name] = [list(pair) for pair in getattr(shard, name)]
     return data
 
 
@@ -172,4 +189,6 @@ def shard_from_dict(data: dict[str, Any]) -> Shard:
         row_stop=int(data["row_stop"]),
         global_start=int(data["global_start"]),
         duplicates=tuple((int(a), int(b)) for a, b in data.get("duplicates", ())),
+        shared=tuple((int(a), int(b)) for a, b in data.get("shared", ())),
+        unbudgeted=tuple((int(a), int(b)) for a, b in data.get("unbudgeted", ())),
     )

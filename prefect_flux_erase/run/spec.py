@@ -58,7 +58,21 @@ class RunSpec:
         max_attempts: Task UUIDs a row may use after transient task failures.
         poll_timeout: Seconds a submitted row may stay unfinished before ``pollTimeout``.
         max_failed_fraction: Largest failed/total share for the run to succeed.
-        pass_urls: Send public http(s) inputs as URLs instead of inline bytes.
+        pass_urls: Send public http(s) inputs as URLs for the API to fetch, without the
+            pipeline downloading them: ``True`` for both input columns, or the names of the
+            columns that pass them (e.g. ``("image_uri",)``).
+        allow_private_hosts: Hosts (``host`` or ``host:port``) whose URLs ``pass_urls`` may
+            pass although they look private (loopback, private networks); none by default.
+        max_cost_usd: Most this run may spend, in USD; rows that would take it over are not
+            sent and end ``budgetExhausted`` (a rerun with a higher cap continues them).
+        cache: URI of a cross-run result cache (any fsspec backend): contents erased before
+            with the same settings are copied from it, not paid for again. ``None``: off.
+        cache_storage_options: fsspec options of ``cache`` (default: the output's).
+        dedupe: Erase rows of identical image, mask and settings once (``runware``).
+        upload_inputs: Upload each input once with ``imageUpload`` and send its UUID
+            (``runware``): retries and shared masks do not resend the bytes.
+        verify_estimate: Also ask the API's dry run for the price of each image size when
+            estimating (``runware``; one request per distinct size).
         report: Write ``report.html``.
         local_engine: Engine of the ``local`` backend.
         poll_policy: ``getResponse`` cadence (the client's default when ``None``).
@@ -86,11 +100,18 @@ class RunSpec:
     max_attempts: int = 3
     poll_timeout: float = DEFAULT_POLL_TIMEOUT
     max_failed_fraction: float = 0.0
-    pass_urls: bool = False
+    pass_urls: bool | tuple[str, ...] = False
     report: bool = True
     local_engine: str = "local"
     poll_policy: PollPolicy | None = None
     retry_policy: RetryPolicy | None = None
+    allow_private_hosts: tuple[str, ...] = ()
+    max_cost_usd: float | None = None
+    cache: str | None = None
+    cache_storage_options: Mapping[str, Any] | None = None
+    dedupe: bool = True
+    upload_inputs: bool = False
+    verify_estimate: bool = False
 
     def __repr__(self) -> str:
         # Short and secret-free (the config's key is a SecretStr anyway).
@@ -106,9 +127,10 @@ class RunSpec:
             return self.output_storage_options
         return self.storage_options
 
-    def check(self) -> RunSpec:
+    def check(self, *, require_key: bool = True) -> RunSpec:
         """Validate every option; return the spec normalised (output without a trailing ``/``,
-        the ``runware`` config resolved from the environment for the ``runware`` backend).
+        the ``runware`` config resolved from the environment for the ``runware`` backend;
+        ``require_key=False`` accepts it without an API key, for an estimate).
 
         Raises:
             RunConfigError: the first invalid option, with what to use instead.
@@ -152,10 +174,66 @@ class RunSpec:
         for name in ("image_column", "mask_column"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise RunConfigError(f"{name} must be a column name", parameter=name)
+        money = self._check_money()
         output = self.output.rstrip("/") or self.output
-        return replace(self, output=output, runware=self.resolved_runware())
+        runware = self.resolved_runware(require_key=require_key)
+        return replace(self, output=output, runware=runware, **money)
 
-    def resolved_runware(self) -> RunwareConfig | None:
+    def _check_money(self) -> dict[str, Any]:
+        """Check the cost options (cap, cache, remote inputs); return them normalised."""
+        cap = self.max_cost_usd
+        if cap is not None and (
+            isinstance(cap, bool)
+            or not isinstance(cap, int | float)
+            or not (cap > 0 and math.isfinite(cap))
+        ):
+            raise RunConfigError(
+                f"max_cost_usd must be a positive amount in USD, or None for no cap; got {cap!r}",
+                parameter="max_cost_usd",
+            )
+        cache = self.cache
+        if cache is not None and (not isinstance(cache, str) or not cache.strip()):
+            raise RunConfigError(
+                f"cache must be a URI (e.g. 's3://bucket/flux-erase-cache') or None; got {cache!r}",
+                parameter="cache",
+            )
+        pass_urls = self.pass_urls
+        if not isinstance(pass_urls, bool):
+            if isinstance(pass_urls, str) or not all(isinstance(c, str) for c in pass_urls):
+                raise RunConfigError(
+                    f"pass_urls must be True, False or a list of column names; got {pass_urls!r}",
+                    parameter="pass_urls",
+                )
+            pass_urls = tuple(pass_urls)
+            unknown = [c for c in pass_urls if c not in (self.image_column, self.mask_column)]
+            if unknown:
+                raise RunConfigError(
+                    f"pass_urls names {unknown}, which are not input columns; use "
+                    f"{self.image_column!r} and/or {self.mask_column!r}",
+                    parameter="pass_urls",
+                )
+        hosts = self.allow_private_hosts
+        if isinstance(hosts, str) or not all(isinstance(h, str) and h.strip() for h in hosts):
+            raise RunConfigError(
+                f"allow_private_hosts must be a list of host names (or host:port); got {hosts!r}",
+                parameter="allow_private_hosts",
+            )
+        if self.backend != "runware":
+            for name in ("max_cost_usd", "upload_inputs", "verify_estimate"):
+                if getattr(self, name) not in (None, False):
+                    raise RunConfigError(
+                        f"{name} applies to the runware backend only (the local engine is "
+                        "free); drop it or use backend='runware'",
+                        parameter=name,
+                    )
+        return {
+            "pass_urls": pass_urls,
+            "allow_private_hosts": tuple(h.strip() for h in hosts),
+            "cache": cache.rstrip("/") if cache else None,
+            "max_cost_usd": float(cap) if cap is not None else None,
+        }
+
+    def resolved_runware(self, *, require_key: bool = True) -> RunwareConfig | None:
         """The API settings the run uses: given, or from the environment; ``None`` for local.
 
         Raises:
@@ -168,6 +246,8 @@ class RunSpec:
         if self.backend != "runware":
             return None
         config = self.runware or RunwareConfig()
+        if not config.has_key and not require_key:
+            return config.plain()  # an estimate: reads no key, sends nothing
         if not config.has_key:
             raise RunConfigError(
                 "the runware backend needs an API key: give the run one (runware=RunwareConfig("

@@ -273,6 +273,33 @@ class RunwareClient:
                 continue
             raise error
 
+    # -- prices -------------------------------------------------------------------------------
+
+    async def price(self, tasks: Sequence[ImageInferenceTask]) -> dict[str, float | None]:
+        """Ask the API's dry run (``X-Runware-Dry-Run: 1``) what each task would cost.
+
+        Nothing runs where the dry run is supported (an unsettled point, RUNWARE_API §11
+        #18). Caution: an API that ignored the header would run and bill the tasks. A task
+        without a price in the reply maps to ``None``.
+
+        Example:
+            ```python
+            costs = await client.price([task])      # {task.task_uuid: 0.03}
+            ```
+        """
+        uuids = [t.task_uuid for t in tasks]
+        ex = await self._transport.post(
+            [t.to_wire() for t in tasks], uuids, headers={"X-Runware-Dry-Run": "1"}
+        )
+        if ex.error is not None:
+            raise ex.error
+        costs: dict[str, float | None] = {}
+        for u in uuids:
+            items, _errors = ex.reply.for_task(u)
+            found = [i.cost for i in items if i.cost is not None]
+            costs[u] = round(sum(found), 6) if found else None
+        return costs
+
     # -- uploads and outputs ------------------------------------------------------------------
 
     async def upload_image(self, data: bytes | str) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -208,6 +208,7 @@ class ApiTransport:
         *,
         request_timeout: float | None = None,
         deadline: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Exchange:
         """POST a task array; retry whole-request transient faults; never raise RunwareError.
 
@@ -223,7 +224,7 @@ class ApiTransport:
         uuids = frozenset(task_uuids)
         try:
             exchange, requests = await self._retrying(
-                lambda: self._post_once(body, uuids, request_timeout), deadline=deadline
+                lambda: self._post_once(body, uuids, request_timeout, headers), deadline=deadline
             )
         except _Exhausted as exhausted:
             return Exchange(
@@ -233,14 +234,18 @@ class ApiTransport:
         return exchange
 
     async def _post_once(
-        self, body: bytes, uuids: frozenset[str], request_timeout: float | None
+        self,
+        body: bytes,
+        uuids: frozenset[str],
+        request_timeout: float | None,
+        headers: Mapping[str, str] | None = None,
     ) -> Exchange:
         async with self.limiter.slot() as slot:
             response = await self._send(
                 self.http.post(
                     self.url,
                     content=body,
-                    headers=self._api_headers,
+                    headers={**self._api_headers, **headers} if headers else self._api_headers,
                     timeout=self._timeout_for(request_timeout),
                 ),
                 describe=f"POST {len(uuids)} task(s)",

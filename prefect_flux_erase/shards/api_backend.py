@@ -15,6 +15,7 @@ the other.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -50,6 +51,9 @@ if TYPE_CHECKING:
 PIPELINE_POLL_POLICY = PollPolicy(
     initial_delay=0.2, interval=0.1, multiplier=1.5, max_interval=5.0, adaptive=True
 )
+
+#: Codes of a getResponse for a taskUUID the API does not know (RUNWARE_API §11 #5).
+_UNKNOWN_TASK_CODES = frozenset({"taskFailedOrNotFound", "taskNotFound"})
 
 #: Writes one output's bytes to its final place: (ticket, result index, bytes) -> URI.
 Store = Callable[[RowTicket, int, bytes], Awaitable[str]]
@@ -183,6 +187,18 @@ class RunwareBackend:
         message = redact_text(error.message, [self._secret])
         if error.parameter:
             message = f"{message} (parameter {error.parameter})"
+        if ticket.resumed and error.code in _UNKNOWN_TASK_CODES:
+            # Answered conflictTaskUUID, then unknown: the first submission of this taskUUID
+            # (another row of equal content, or an earlier run) was still being accepted, or
+            # never was. Send it again under the same UUID: a conflict again means it exists
+            # now; an acceptance means it never ran. Stages stop after MAX_RESUBMITS sends.
+            return replace(
+                ticket,
+                state="pending",
+                error_code=error.code,
+                error_message=message,
+                retryable=True,
+            )
         if not outcome.definite:
             # No answer for this very task: it may have run. Resubmit under the same taskUUID
             # (a duplicate is answered with conflictTaskUUID, never charged twice).
@@ -209,6 +225,8 @@ class RunwareBackend:
         """Submit a window of validated rows in batched requests (see :class:`ShardBackend`)."""
         if not prepared:
             return []
+        if self.job.upload_inputs:
+            prepared = await upload_inputs(self._client, prepared)
         started = time.time()
         outcomes = await self._client.submit([p.task for p in prepared])
         tickets = []
@@ -312,6 +330,87 @@ class RunwareBackend:
             {"taskUUID": ticket.task_uuid, "imageUUID": ref.image_uuid, "imageURL": ref.url}
         )
         return await self._client.fetch_output(item)
+
+
+#: Longest side ``imageUpload`` stores unchanged (larger images are downscaled: RUNWARE_API §7).
+UPLOAD_MAX_SIDE = 2048
+
+
+def _inline_size(value: str) -> tuple[int, int] | None:
+    """The size of an inline (data URI) input, from its header; ``None`` if not inline."""
+    if not value.startswith("data:"):
+        return None
+    import base64
+    import binascii
+
+    from prefect_flux_erase.engine.imageio import ImageInputError, header_size
+
+    start = value.find(",") + 1
+    try:  # 87,384 base64 characters (a multiple of 4) are 64 KiB of image bytes
+        return header_size(base64.b64decode(value[start : start + 87_384]))
+    except (binascii.Error, ValueError, ImageInputError):
+        return None
+
+
+async def upload_inputs(
+    client: RunwareClient, prepared: Sequence[PreparedRow]
+) -> list[PreparedRow]:
+    """Rows whose inline inputs are uploaded once with ``imageUpload`` and sent as UUIDs.
+
+    An input already uploaded by this process (the mask many rows share, a row's image on its
+    next attempt) is not uploaded again; the UUIDs are kept on the ticket, so later attempts
+    neither read nor send the bytes again. Rows whose image is larger than
+    :data:`UPLOAD_MAX_SIDE` on a side stay inline (``imageUpload`` would downscale them, and
+    the output with them), as does any row whose upload fails.
+
+    Example:
+        ```python
+        prepared = await upload_inputs(client, prepared)
+        prepared[0].task.inputs.image          # '5c1e0b7a-...'
+        ```
+    """
+    from prefect_flux_erase.shards.contents import digest_bytes
+    from prefect_flux_erase.shards.remote_inputs import UPLOADED
+
+    endpoint = client.base_url
+    in_flight: dict[bytes, asyncio.Future[str | None]] = {}
+
+    async def uuid_for(value: str) -> str | None:
+        digest = digest_bytes(value.encode())
+        known = UPLOADED.get(endpoint, digest)
+        if known is not None:
+            return known
+        if digest in in_flight:
+            return await in_flight[digest]
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        in_flight[digest] = future
+        try:
+            uploaded: str | None = await client.upload_image(value)
+        except RunwareError:
+            uploaded = None  # sent inline instead; the submission reports any real problem
+        if uploaded is not None:
+            UPLOADED.put(endpoint, digest, uploaded)
+        future.set_result(uploaded)
+        return uploaded
+
+    async def one(p: PreparedRow) -> PreparedRow:
+        image, mask = p.task.inputs.image, p.task.inputs.mask
+        size = _inline_size(image)
+        if size is None or max(size) > UPLOAD_MAX_SIDE or not mask.startswith("data:"):
+            return p
+        image_uuid, mask_uuid = await asyncio.gather(uuid_for(image), uuid_for(mask))
+        if image_uuid is None or mask_uuid is None:
+            return p
+        inputs = p.task.inputs.model_copy(update={"image": image_uuid, "mask": mask_uuid})
+        return PreparedRow(
+            replace(p.ticket, image_ref=image_uuid, mask_ref=mask_uuid),
+            p.task.model_copy(update={"inputs": inputs}),
+            image=p.image,
+            mask=p.mask,
+            extra=p.extra,
+        )
+
+    return list(await asyncio.gather(*(one(p) for p in prepared)))
 
 
 def open_backend(job: ShardJob) -> RunwareBackend | LocalBackend:

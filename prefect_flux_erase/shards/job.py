@@ -44,7 +44,15 @@ class ShardJob:
         input_storage_options: fsspec options for the image and mask URIs of the rows.
         concurrency: Rows in flight at once inside one shard (HTTP requests, engine calls).
         max_attempts: Task UUIDs a row may use: a transient task failure starts a new attempt.
-        pass_urls: Send public http(s) inputs as URLs instead of inline bytes.
+        pass_urls: Send public http(s) inputs as URLs for the API to fetch, unread:
+            ``True`` for every input column, or the names of the columns that pass them.
+        allow_private_hosts: Hosts (``host`` or ``host:port``) whose URLs may be passed
+            although they look private; none by default.
+        dedupe: Give rows with equal content (image bytes, mask bytes, settings) one task, so
+            that they are erased and billed once (``runware`` backend).
+        cache: URI of the cross-run result cache (any fsspec backend), or ``None`` for none.
+        cache_storage_options: fsspec options of ``cache`` (default: the output's).
+        upload_inputs: Upload read inputs once with ``imageUpload`` and send their UUIDs.
         poll_timeout: Seconds a submitted row may stay unfinished before it fails.
         concurrency_limit: Name of a Prefect global concurrency limit capping in-flight requests.
         upload_url_column: Manifest column holding a presigned URL per row (``uploadEndpoint``).
@@ -76,7 +84,7 @@ class ShardJob:
     input_storage_options: Mapping[str, Any] | None = None
     concurrency: int = 16
     max_attempts: int = 3
-    pass_urls: bool = False
+    pass_urls: bool | tuple[str, ...] = False
     poll_timeout: float = DEFAULT_POLL_TIMEOUT
     concurrency_limit: str | None = None
     upload_url_column: str | None = "upload_url"
@@ -86,6 +94,11 @@ class ShardJob:
     retry_policy: RetryPolicy | None = None
     api_slots: int | None = None
     slots_key: str = ""
+    allow_private_hosts: tuple[str, ...] = ()
+    dedupe: bool = True
+    cache: str | None = None
+    cache_storage_options: Mapping[str, Any] | None = None
+    upload_inputs: bool = False
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -96,6 +109,18 @@ class ShardJob:
             raise ValueError(f"max_attempts must be >= 1; got {self.max_attempts}")
         if self.poll_timeout <= 0:
             raise ValueError(f"poll_timeout must be > 0 seconds; got {self.poll_timeout}")
+
+    @property
+    def content_keyed(self) -> bool:
+        """Whether rows get content keys: for dedupe at the API, or for the result cache."""
+        return self.cache is not None or (self.dedupe and self.backend == "runware")
+
+    @property
+    def cache_options(self) -> Mapping[str, Any] | None:
+        """The fsspec options of the cache (its own, or the output's)."""
+        if self.cache_storage_options is not None:
+            return self.cache_storage_options
+        return self.output_storage_options
 
     @property
     def images_root(self) -> str:

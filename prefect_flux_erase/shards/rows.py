@@ -26,6 +26,7 @@ from prefect_flux_erase.engine.imageio import (
     check_image,
     decode_image,
     decode_mask,
+    header_size,
     mask_has_erase,
 )
 from prefect_flux_erase.results.row_outcome import RowOutcome
@@ -33,7 +34,16 @@ from prefect_flux_erase.runware.errors import InvalidOptionError
 from prefect_flux_erase.runware.ids import task_uuid
 from prefect_flux_erase.runware.media import to_data_uri
 from prefect_flux_erase.runware.redaction import redact_url
-from prefect_flux_erase.storage.files import InputReadError, is_public_http, read_bytes
+from prefect_flux_erase.shards.contents import (
+    content_key,
+    digest_bytes,
+    digest_reference,
+    job_fingerprint,
+    row_task_key,
+)
+from prefect_flux_erase.shards.dedupe import BUDGET_EXHAUSTED
+from prefect_flux_erase.shards.remote_inputs import InputKind, input_kind
+from prefect_flux_erase.storage.files import InputReadError, is_within, read_bytes, write_bytes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -90,6 +100,18 @@ class RowTicket:
     submits: int = 0
     #: When the row was last sent (epoch seconds): polling is timed from here.
     sent_at: float | None = None
+    #: The row's content key (image bytes, mask bytes, settings): names its task and its
+    #: result-cache entry (:mod:`~prefect_flux_erase.shards.contents`).
+    content_key: str | None = None
+    #: Row index of the row whose erase (and charge) this row shares, planned by the scan.
+    shared_with: int | None = None
+    #: Given no share of the run's cost cap: never sent (``budgetExhausted``) unless cached.
+    unbudgeted: bool = False
+    #: Served from the result cache (no request, no charge).
+    cached: bool = False
+    #: ``imageUpload`` UUIDs of the row's inputs, once uploaded (reused by later attempts).
+    image_ref: str | None = None
+    mask_ref: str | None = None
 
     def next_attempt(self) -> RowTicket:
         """The same row, moved to a fresh attempt (new taskUUID) after a definite failure."""
@@ -126,6 +148,8 @@ class RowTicket:
         """
         succeeded = self.state == "done"
         costs = [r.cost for r in self.results if r.cost is not None]
+        if self.cached or self.shared_with is not None:
+            costs = [0.0]  # the cache, or the row it shares with, paid for this result
         latency = (
             max(0.0, self.finished - self.started)
             if self.started is not None and self.finished is not None
@@ -144,7 +168,10 @@ class RowTicket:
             attempts=self.attempt if self.task_uuid or self.submits else 0,
             latency_s=latency,
             task_uuid=self.task_uuid,
-            resumed=self.resumed,
+            # A row sharing another's task is answered conflictTaskUUID by design, not resumed.
+            resumed=self.resumed and self.shared_with is None,
+            shared_with=self.shared_with,
+            cached=self.cached and succeeded,
         )
 
 
@@ -304,42 +331,76 @@ def build_row_task(
         overrides["deliveryMethod"] = delivery
     if ticket.upload_url:
         overrides["uploadEndpoint"] = ticket.upload_url
-    uuid = ticket.task_uuid or task_uuid(job.run_key, ticket.row_key, ticket.attempt)
+    # Rows of equal content derive one taskUUID: the API erases (and bills) it once.
+    content = ticket.content_key if job.dedupe else None
+    name = row_task_key(content) if content else ticket.row_key
+    uuid = ticket.task_uuid or task_uuid(job.run_key, name, ticket.attempt)
     return job.options.to_task(uuid, image=image, mask=mask, overrides=overrides)
 
 
-def _input_form(uri: Any, data: bytes, job: ShardJob, local: bool) -> str:
-    if local:
-        return str(uri)  # the local engine erases the decoded arrays; no need to encode them
-    if job.pass_urls and is_public_http(uri):
-        return str(uri).strip()
-    return to_data_uri(data)
+@dataclass
+class _Inputs:
+    """A row's two inputs as they will be sent, their digests, and the decoded pixels."""
+
+    image: str
+    mask: str
+    image_digest: bytes
+    mask_digest: bytes
+    decoded: DecodedImage | None = None
+    mask_pixels: NDArray[np.bool_] | None = None
 
 
-def _read_and_decode(
-    ticket: RowTicket, job: ShardJob, keep_decoded: bool
-) -> tuple[bytes, bytes, DecodedImage | None, NDArray[np.bool_] | None]:
+def _read_input(
+    value: Any, kind: InputKind, ref: str | None, job: ShardJob
+) -> tuple[str, bytes, bytes | None]:
+    """(what to send, digest, bytes read or None) for one input."""
+    if ref is not None:  # uploaded by an earlier attempt: neither read nor sent again
+        return ref, b"", None
+    if kind != "file":
+        text = str(value).strip()
+        return text, digest_reference(kind, text), None
+    data = read_bytes(value, job.input_storage_options)
+    return "", digest_bytes(data), data
+
+
+def _read_and_decode(ticket: RowTicket, job: ShardJob, keep_decoded: bool) -> _Inputs:
     """Read a row's inputs and validate them; decode the pixels only if they are needed.
 
     The local engine needs the pixels. A row sent to the API travels as its file's own
     bytes, so only the checks are needed: :func:`check_image` and :func:`mask_has_erase`
-    fail with the same codes as the full decode, at a fraction of its cost.
+    fail with the same codes as the full decode, at a fraction of its cost. Inputs the API
+    fetches itself (an image UUID, a URL passed through) are not read: the API validates them.
     """
-    options = job.input_storage_options
-    image_bytes = read_bytes(ticket.image_uri, options)
-    mask_bytes = read_bytes(ticket.mask_uri, options)
+    spec = job.manifest
+    image_kind = input_kind(ticket.image_uri, spec.image_column, job) if spec else "file"
+    mask_kind = input_kind(ticket.mask_uri, spec.mask_column, job) if spec else "file"
+    image_sent, image_digest, image_bytes = _read_input(
+        ticket.image_uri, image_kind, ticket.image_ref, job
+    )
+    mask_sent, mask_digest, mask_bytes = _read_input(
+        ticket.mask_uri, mask_kind, ticket.mask_ref, job
+    )
     # The model's minimum side is known: an image below it would only come back rejected.
     # The local engine has no minimum.
     min_side = MIN_SIDE if job.backend == "runware" else 0
     image: DecodedImage | None = None
     mask: NDArray[np.bool_] | None = None
+    erases = True
     if keep_decoded:
+        # The local engine reads every input (no remote kinds without the runware backend).
+        assert image_bytes is not None
+        assert mask_bytes is not None
         image = decode_image(image_bytes, parameter="inputs.image", min_side=min_side)
         mask = decode_mask(mask_bytes, image.size, parameter="inputs.mask")
         erases = bool(mask.any())
-    else:
+    elif image_bytes is not None:
         size = check_image(image_bytes, parameter="inputs.image", min_side=min_side)
-        erases = mask_has_erase(mask_bytes, size, parameter="inputs.mask")
+        if mask_bytes is not None:
+            erases = mask_has_erase(mask_bytes, size, parameter="inputs.mask")
+    elif mask_bytes is not None:
+        # The image is remote: the mask can still be checked against its own size.
+        own = header_size(mask_bytes, parameter="inputs.mask")
+        erases = mask_has_erase(mask_bytes, own, parameter="inputs.mask")
     if not erases:
         # A mask that keeps everything asks for a no-op: never pay for it.
         raise ImageInputError(
@@ -348,7 +409,15 @@ def _read_and_decode(
             code="emptyMask",
             parameter="inputs.mask",
         )
-    return image_bytes, mask_bytes, image, mask
+    local = keep_decoded
+    return _Inputs(
+        image=image_sent or (str(ticket.image_uri) if local else to_data_uri(image_bytes or b"")),
+        mask=mask_sent or (str(ticket.mask_uri) if local else to_data_uri(mask_bytes or b"")),
+        image_digest=image_digest,
+        mask_digest=mask_digest,
+        decoded=image,
+        mask_pixels=mask,
+    )
 
 
 async def prepare_row(
@@ -424,22 +493,77 @@ def _prepare(
                 f"settings.dilatePixels: must be an integer from 0 to 50; got {dilate}",
                 parameter="settings.dilatePixels",
             )
-        image_bytes, mask_bytes, image, mask = _read_and_decode(ticket, job, keep_decoded)
-        task = build_row_task(
-            ticket,
-            job,
-            image=_input_form(ticket.image_uri, image_bytes, job, keep_decoded),
-            mask=_input_form(ticket.mask_uri, mask_bytes, job, keep_decoded),
-            delivery=delivery,
-        )
+        if job.cache is not None and ticket.content_key and not ticket.upload_url:
+            # A content erased before (this run or another) is copied, not paid for again.
+            served = serve_from_cache(ticket, job)
+            if served is not None:
+                return served
+        inputs = _read_and_decode(ticket, job, keep_decoded)
+        if ticket.content_key is None and job.content_keyed:
+            ticket = replace(
+                ticket,
+                content_key=content_key(
+                    inputs.image_digest,
+                    inputs.mask_digest,
+                    dilate=job.options.dilate_pixels if dilate is None else dilate,
+                    fingerprint=job_fingerprint(job),
+                    upload_url=ticket.upload_url,
+                ),
+            )
+            if job.cache is not None and not ticket.upload_url:
+                served = serve_from_cache(ticket, job)
+                if served is not None:
+                    return served
+        if ticket.unbudgeted:
+            return ticket.failed(
+                BUDGET_EXHAUSTED,
+                "not sent: the run's cost cap (max_cost_usd) was reached before this row; "
+                "run again with a higher cap to erase it (rows already erased are not "
+                "charged again)",
+            )
+        task = build_row_task(ticket, job, image=inputs.image, mask=inputs.mask, delivery=delivery)
     except InputReadError as exc:
         return ticket.failed(exc.code, exc.message)
     except ImageInputError as exc:
         return ticket.failed(exc.code, exc.message)
     except InvalidOptionError as exc:
         return ticket.failed(exc.code or "invalidOption", redact_url(exc.message))
-    del image_bytes, mask_bytes
     stamped = replace(ticket, task_uuid=task.task_uuid)
     if keep_decoded:
-        return PreparedRow(stamped, task, image=image, mask=mask)
+        return PreparedRow(stamped, task, image=inputs.decoded, mask=inputs.mask_pixels)
     return PreparedRow(stamped, task)
+
+
+def serve_from_cache(ticket: RowTicket, job: ShardJob) -> RowTicket | None:
+    """The row done from the result cache (its results copied to its own output files), or
+    ``None`` on a miss (no entry, an unreadable one, or a result object gone).
+
+    Example:
+        ```python
+        done = serve_from_cache(ticket, job)     # ticket.cached, ticket.results[0].written_uri
+        ```
+    """
+    from prefect_flux_erase.results.cache import ResultCache
+    from prefect_flux_erase.shards.stages import output_uri
+
+    assert job.cache is not None
+    assert ticket.content_key is not None
+    cache = ResultCache(job.cache, job.cache_options)
+    entry = cache.get(ticket.content_key)
+    if entry is None or len(entry.results) != job.options.number_results:
+        return None
+    refs = []
+    try:
+        for k in range(len(entry.results)):
+            data = cache.read_result(entry, k)
+            uri = output_uri(job, ticket.row_key, k)
+            if not is_within(job.images_root, uri):
+                return None
+            write_bytes(uri, data, job.output_storage_options)
+            refs.append(ResultRef(written_uri=uri, cost=0.0))
+    except InputReadError:
+        return None
+    now = time.time()
+    return replace(
+        ticket, state="done", cached=True, results=tuple(refs), started=now, finished=now
+    )

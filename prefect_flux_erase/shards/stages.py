@@ -32,6 +32,8 @@ from prefect_flux_erase.runware.media import ext_for_format
 from prefect_flux_erase.runware.redaction import redact_text, redact_url
 from prefect_flux_erase.shards.api_backend import RunwareBackend, Store, open_backend
 from prefect_flux_erase.shards.api_slots import ApiSlots, slots_for
+from prefect_flux_erase.shards.cache_writes import CacheWriter
+from prefect_flux_erase.shards.dedupe import mark_planned, submit_unique
 from prefect_flux_erase.shards.local_backend import LocalBackend
 from prefect_flux_erase.shards.rows import (
     PreparedRow,
@@ -40,7 +42,14 @@ from prefect_flux_erase.shards.rows import (
     prepare_rows,
     ticket_for,
 )
-from prefect_flux_erase.storage.files import is_within, join, safe_key, write_bytes
+from prefect_flux_erase.storage.files import (
+    InputReadError,
+    is_within,
+    join,
+    read_bytes,
+    safe_key,
+    write_bytes,
+)
 
 if TYPE_CHECKING:
     from prefect_flux_erase.manifest.plan import ManifestRow, Shard
@@ -129,12 +138,15 @@ def make_store(job: ShardJob) -> Store:
         ```
     """
     root = job.images_root
+    cache = CacheWriter.for_job(job)
 
     async def store(ticket: RowTicket, k: int, data: bytes) -> str:
         uri = output_uri(job, ticket.row_key, k)
         if not is_within(root, uri):  # the last guard before any write
             raise UnsafeOutputPath(f"{uri} is outside {root}")
         await asyncio.to_thread(write_bytes, uri, data, job.output_storage_options)
+        if cache is not None:
+            await cache.put(ticket, k, data)
         return uri
 
     return store
@@ -182,7 +194,7 @@ async def _submit_prepared(
     validation failed them)."""
     ready = [p for p in prepared if isinstance(p, PreparedRow)]
     try:
-        sent = iter(await backend.submit(ready, store))
+        sent = iter(await submit_unique(backend, ready, store))
     except UnsafeOutputPath as exc:
         sent = iter([p.ticket.failed("unsafeOutputPath", str(exc)) for p in ready])
     return [next(sent) if isinstance(p, PreparedRow) else p for p in prepared]
@@ -224,6 +236,7 @@ async def submit_shard(job: ShardJob, shard: Shard, backend: Backend | None = No
     tickets = [ticket_for(row, job) for row in read_shard(job.manifest, shard)]
     if shard.duplicates:
         tickets = _fail_duplicates(tickets, dict(shard.duplicates))
+    tickets = mark_planned(tickets, shard)
     todo = [i for i, t in enumerate(tickets) if t.state == "pending"]
     slots = _slots(job)
     take_slot = None
@@ -418,7 +431,14 @@ async def _materialise(
     uris: list[str] = []
     try:
         for k, ref in enumerate(ticket.results):
-            if ref.written_uri:
+            if ref.written_uri and ref.written_uri != output_uri(job, ticket.row_key, k):
+                # Written for another row of equal content: this row gets its own copy.
+                data = await asyncio.to_thread(
+                    read_bytes, ref.written_uri, job.output_storage_options
+                )
+                uris.append(await store(ticket, k, data))
+                del data
+            elif ref.written_uri:
                 uris.append(ref.written_uri)
             elif ref.url and backend is not None:
                 data = await backend.fetch(ticket, ref)
@@ -436,6 +456,12 @@ async def _materialise(
             exc.code or "downloadFailed",
             f"could not download the result: {message}; rerun the flow to fetch it again "
             "(it is not charged again)",
+        ), []
+    except InputReadError as exc:
+        return ticket.failed(
+            "outputWriteFailed",
+            f"could not copy the result of an identical row: {exc.message}; rerun the flow "
+            "to fetch it again (it is not charged again)",
         ), []
     except OSError as exc:
         message = redact_text(f"{type(exc).__name__}: {exc}")
@@ -492,6 +518,9 @@ async def upload_shard(
                 return await _materialise(job, ticket, active, store)
 
         finished = await asyncio.gather(*(one(t) for t in polled.tickets))
+        cache = CacheWriter.for_job(job)
+        if cache is not None:
+            await asyncio.gather(*(cache.publish(t, uris) for t, uris in finished))
     outcomes = [t.to_outcome(uris) for t, uris in finished]
     manifest_rows = list(rows) if rows is not None else list(read_shard(job.manifest, polled.shard))
     _redact_signed_urls(manifest_rows)

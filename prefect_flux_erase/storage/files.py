@@ -51,6 +51,7 @@ __all__ = [
     "is_local",
     "is_public_http",
     "is_within",
+    "iter_bytes",
     "join",
     "listed_uri",
     "read_bytes",
@@ -274,6 +275,53 @@ def read_bytes(
         # Object stores read a "directory" (a key prefix) as an empty file.
         raise InputReadError(f"{shown} is a directory, not a file", code="inputUnreadable")
     return bytes(data)
+
+
+def iter_bytes(
+    uri: object,
+    storage_options: Mapping[str, Any] | None = None,
+    *,
+    chunk_size: int = 1 << 20,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Iterator[bytes]:
+    """Stream a file in chunks of at most ``chunk_size`` bytes (to hash it with flat memory).
+
+    The first chunk is at most 64 KiB, so a caller that only needs a header can stop early.
+
+    Raises:
+        InputReadError: with the codes of :func:`read_bytes`.
+
+    Example:
+        >>> write_bytes("memory://doc/iter/a.bin", b"0123456789")
+        >>> b"".join(iter_bytes("memory://doc/iter/a.bin", chunk_size=4))
+        b'0123456789'
+    """
+    text = _require_uri(uri)
+    shown = redact_url(text)
+    total = 0
+    try:
+        fs, path = resolve(text, storage_options)
+        kwargs: dict[str, Any] = {"block_size": 0} if _protocol_of(fs) in _READ_ONLY else {}
+        with fs.open(path, "rb", **kwargs) as f:
+            size = min(chunk_size, 64 * 1024)
+            while True:
+                chunk = f.read(size)
+                if not chunk:
+                    break
+                total += len(chunk)
+                if total > max_bytes:
+                    raise InputReadError(
+                        f"{shown} is larger than the {max_bytes:,}-byte limit for one input",
+                        code="inputTooLarge",
+                    )
+                yield bytes(chunk)
+                size = chunk_size
+    except InputReadError:
+        raise
+    except GeneratorExit:
+        raise
+    except Exception as exc:
+        raise _classify_read_error(exc, shown) from exc
 
 
 def _is_directory(fs: fsspec.AbstractFileSystem, path: str) -> bool:

@@ -17,6 +17,7 @@ import os
 import posixpath
 import re
 import unicodedata
+from collections.abc import Collection
 from urllib.parse import urlsplit
 
 import fsspec
@@ -115,28 +116,38 @@ def is_within(root: str, uri: str) -> bool:
 _PRIVATE_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa", ".intranet")
 
 
-def is_public_http(uri: object) -> bool:
+def is_public_http(uri: object, allow_hosts: Collection[str] = ()) -> bool:
     """Whether ``uri`` is an http(s) URL that a remote API server could fetch itself.
 
     False for loopback, private and link-local addresses, single-label or ``.local``-style
     host names, and URLs with credentials in them (those must not be handed to a third party).
+    ``allow_hosts`` names hosts (``host`` or ``host:port``) that the caller knows the API can
+    reach although they look private (an emulator's neighbour on loopback, an intranet server
+    next to a self-hosted API); nothing is allowed unless named.
 
     Example:
         >>> is_public_http("https://images.example.com/a.png")
         True
         >>> is_public_http("http://127.0.0.1:8000/a.png"), is_public_http("s3://b/a.png")
         (False, False)
+        >>> is_public_http("http://127.0.0.1:8000/a.png", allow_hosts=["127.0.0.1:8000"])
+        True
     """
     if not isinstance(uri, str):
         return False
     try:
         parts = urlsplit(uri.strip())
         host = parts.hostname
+        port = parts.port
     except ValueError:
         return False
     if parts.scheme.lower() not in ("http", "https") or not host or "@" in parts.netloc:
         return False
     host = host.lower().rstrip(".")
+    if allow_hosts:
+        allowed = {h.strip().lower().rstrip(".") for h in allow_hosts}
+        if host in allowed or (port is not None and f"{host}:{port}" in allowed):
+            return True
     try:
         return ipaddress.ip_address(host).is_global
     except ValueError:

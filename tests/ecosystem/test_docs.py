@@ -18,7 +18,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 PACKAGE = ROOT / "prefect_flux_erase"
-COMMANDS = ("run", "manifest", "demo", "emulator")
+COMMANDS = ("run", "estimate", "manifest", "demo", "emulator")
 
 # Where the code gives a row or run a stable error code. Doctest lines are ignored.
 CODE_PATTERNS = (

@@ -63,6 +63,12 @@ def test_arguments_build_the_config() -> None:
     assert config.faults == {"reset_after": 0.2}
     assert config.seed == 9
     assert config.api_keys is None
+    assert (config.charge_reference_image, config.dry_run_supported) == (False, True)
+
+
+def test_the_unsettled_billing_points_are_switches_on_the_command_line() -> None:
+    config = config_from_args(parser().parse_args(["--charge-reference-image", "--no-dry-run"]))
+    assert (config.charge_reference_image, config.dry_run_supported) == (True, False)
 
 
 def test_bad_fault_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

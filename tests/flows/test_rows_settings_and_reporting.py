@@ -68,6 +68,7 @@ def test_several_results_per_row_are_listed_and_written_with_numbered_names(
         *("image_uri", "mask_uri", "dilate_pixels", "note"),  # the manifest's, then the results'
         *("row_key", "row_index", "status", "output_uri", "image_uuid", "source_url", "cost"),
         *("error_code", "error_message", "attempts", "latency_s", "task_uuid", "resumed"),
+        *("shared_with", "cached"),
     ]
     assert pa.types.is_list(schema.field("output_uri").type)
     rows = _results(f"{root}/out")

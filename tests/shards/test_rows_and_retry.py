@@ -18,10 +18,10 @@ from prefect_flux_erase.runware.errors import (
 from prefect_flux_erase.runware.options import EraseOptions
 from prefect_flux_erase.shards.api_backend import RunAborted
 from prefect_flux_erase.shards.job import ShardJob
+from prefect_flux_erase.shards.remote_inputs import input_kind
 from prefect_flux_erase.shards.rows import (
     ResultRef,
     RowTicket,
-    _input_form,
     check_row_key,
     row_dilate_pixels,
 )
@@ -55,11 +55,13 @@ def test_traversing_or_empty_keys_are_refused(key: str) -> None:
 
 def test_public_urls_pass_through_only_when_allowed() -> None:
     public, loopback = "https://images.example.com/a.png", "http://127.0.0.1:9/a.png"
-    png = b"\x89PNG\r\n\x1a\nrest"
 
-    assert _input_form(public, png, _job(pass_urls=True), False) == public
-    assert _input_form(public, png, _job(), False).startswith("data:image/png;base64,")
-    assert _input_form(loopback, png, _job(pass_urls=True), False).startswith("data:")
+    assert input_kind(public, "image_uri", _job(pass_urls=True)) == "url"
+    assert input_kind(public, "image_uri", _job()) == "file"
+    assert input_kind(public, "mask_uri", _job(pass_urls=("image_uri",))) == "file"
+    assert input_kind(loopback, "image_uri", _job(pass_urls=True)) == "file"
+    allowed = _job(pass_urls=True, allow_private_hosts=("127.0.0.1:9",))
+    assert input_kind(loopback, "image_uri", allowed) == "url"
 
 
 def test_outcome_of_a_done_ticket_sums_costs_and_redacts_source_urls() -> None:

@@ -11,6 +11,7 @@ from prefect_flux_erase.blocks import FluxEraseSettings
 from prefect_flux_erase.emulator import EmulatorServer
 from prefect_flux_erase.runware.ids import task_uuid
 from prefect_flux_erase.shards.api_backend import RunAborted
+from prefect_flux_erase.shards.contents import row_task_key
 from prefect_flux_erase.tasks import poll_erase, submit_erase
 from tests.fixtures.builders import BAD_INPUT_CODES, write_bad_inputs, write_inputs
 from tests.fixtures.jobs import job_over, make_job, shards_of
@@ -66,7 +67,9 @@ async def test_transient_task_failure_gets_a_new_attempt_and_a_new_uuid(
     (ticket,) = polled.tickets
     assert ticket.state == "done"
     assert ticket.attempt == 2
-    assert ticket.task_uuid == task_uuid(job.run_key, "img000", 2)
+    # The row's content names its task (rows of equal content share it), attempt 2 a new one.
+    assert ticket.content_key is not None
+    assert ticket.task_uuid == task_uuid(job.run_key, row_task_key(ticket.content_key), 2)
     billed = emu.stats()["billed"]
     assert list(billed) == [ticket.task_uuid]  # the failed attempt was not charged
 
