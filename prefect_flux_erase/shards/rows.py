@@ -3,10 +3,12 @@
 A ticket is the small descriptor a shard's stages pass along: which row, which taskUUID and
 attempt, where it stands, and references to its results — never image bytes. `prepare_row`
 checks a row before any API call is spent on it: the key is safe, both inputs are readable and
-decodable, the image is at least the model's 256 px (``runware`` backend), the mask has the
-image's size and marks something to erase (an all-black mask is ``emptyMask``: a paid no-op
-otherwise), the per-row ``dilatePixels`` and the task options are valid. A row that fails any
-check becomes a failed ticket with a stable code and a message that says what to fix.
+decodable, the image is at least the model's 256 px (on both backends, so that a local run
+predicts the API), the mask has the image's size and marks something to erase (an all-black
+mask is ``emptyMask``: a paid no-op otherwise), the per-row ``dilatePixels`` and the task
+options are valid. A row that fails any check becomes a failed ticket with a stable code and a
+message that says what to fix. A single image (``erase_image``) goes through the same checks
+(:func:`prepare_checked`).
 """
 
 from __future__ import annotations
@@ -353,14 +355,20 @@ class _Inputs:
 def _read_input(
     value: Any, kind: InputKind, ref: str | None, job: ShardJob
 ) -> tuple[str, bytes, bytes | None]:
-    """(what to send, digest, bytes read or None) for one input."""
+    """(what to send, digest, bytes read or None) for one input; ``value`` may be the bytes
+    themselves (a single image given as bytes)."""
     if ref is not None:  # uploaded by an earlier attempt: neither read nor sent again
         return ref, b"", None
     if kind != "file":
         text = str(value).strip()
         return text, digest_reference(kind, text), None
-    data = read_bytes(value, job.input_storage_options)
+    data = value if isinstance(value, bytes) else read_bytes(value, job.input_storage_options)
     return "", digest_bytes(data), data
+
+
+def _local_reference(value: Any) -> str:
+    """What a local row's task shows for an input (the engine erases the decoded pixels)."""
+    return "<bytes>" if isinstance(value, bytes) else str(value)
 
 
 def _read_and_decode(ticket: RowTicket, job: ShardJob, keep_decoded: bool) -> _Inputs:
@@ -381,8 +389,9 @@ def _read_and_decode(ticket: RowTicket, job: ShardJob, keep_decoded: bool) -> _I
         ticket.mask_uri, mask_kind, ticket.mask_ref, job
     )
     # The model's minimum side is known: an image below it would only come back rejected.
-    # The local engine has no minimum.
-    min_side = MIN_SIDE if job.backend == "runware" else 0
+    # The local engine could erase it, but checks it all the same: a local dry run then
+    # predicts what the API will refuse.
+    min_side = MIN_SIDE
     image: DecodedImage | None = None
     mask: NDArray[np.bool_] | None = None
     erases = True
@@ -411,8 +420,10 @@ def _read_and_decode(ticket: RowTicket, job: ShardJob, keep_decoded: bool) -> _I
         )
     local = keep_decoded
     return _Inputs(
-        image=image_sent or (str(ticket.image_uri) if local else to_data_uri(image_bytes or b"")),
-        mask=mask_sent or (str(ticket.mask_uri) if local else to_data_uri(mask_bytes or b"")),
+        image=image_sent
+        or (_local_reference(ticket.image_uri) if local else to_data_uri(image_bytes or b"")),
+        mask=mask_sent
+        or (_local_reference(ticket.mask_uri) if local else to_data_uri(mask_bytes or b"")),
         image_digest=image_digest,
         mask_digest=mask_digest,
         decoded=image,
@@ -487,47 +498,69 @@ def _prepare(
                 code, f"the row has no {column} URI; fill in the manifest's {column} column"
             )
     try:
-        dilate = row_dilate_pixels(ticket.dilate_pixels)
-        if dilate is not None and not 0 <= dilate <= 50:
-            raise InvalidOptionError(
-                f"settings.dilatePixels: must be an integer from 0 to 50; got {dilate}",
-                parameter="settings.dilatePixels",
-            )
-        if job.cache is not None and ticket.content_key and not ticket.upload_url:
-            # A content erased before (this run or another) is copied, not paid for again.
-            served = serve_from_cache(ticket, job)
-            if served is not None:
-                return served
-        inputs = _read_and_decode(ticket, job, keep_decoded)
-        if ticket.content_key is None and job.content_keyed:
-            ticket = replace(
-                ticket,
-                content_key=content_key(
-                    inputs.image_digest,
-                    inputs.mask_digest,
-                    dilate=job.options.dilate_pixels if dilate is None else dilate,
-                    fingerprint=job_fingerprint(job),
-                    upload_url=ticket.upload_url,
-                ),
-            )
-            if job.cache is not None and not ticket.upload_url:
-                served = serve_from_cache(ticket, job)
-                if served is not None:
-                    return served
-        if ticket.unbudgeted:
-            return ticket.failed(
-                BUDGET_EXHAUSTED,
-                "not sent: the run's cost cap (max_cost_usd) was reached before this row; "
-                "run again with a higher cap to erase it (rows already erased are not "
-                "charged again)",
-            )
-        task = build_row_task(ticket, job, image=inputs.image, mask=inputs.mask, delivery=delivery)
+        return prepare_checked(ticket, job, delivery=delivery, keep_decoded=keep_decoded)
     except InputReadError as exc:
         return ticket.failed(exc.code, exc.message)
     except ImageInputError as exc:
         return ticket.failed(exc.code, exc.message)
     except InvalidOptionError as exc:
         return ticket.failed(exc.code or "invalidOption", redact_url(exc.message))
+
+
+def prepare_checked(
+    ticket: RowTicket, job: ShardJob, *, delivery: str | None, keep_decoded: bool
+) -> PreparedRow | RowTicket:
+    """Check a row's option, read and validate its inputs, build its task: the one row path.
+
+    Manifest rows come here through :func:`prepare_row` (which turns the errors into failed
+    tickets); a single image (:func:`~prefect_flux_erase.shards.single_image.erase_single`)
+    comes here directly, with its inputs as URIs or bytes, so an input that a manifest run
+    fails is refused by ``erase_image`` with the same code. A ticket comes back instead of a
+    prepared row when the row is done from the result cache or over the cost cap.
+
+    Raises:
+        InputReadError, ImageInputError, InvalidOptionError: the first problem, with its code.
+
+    Example:
+        ```python
+        prepared = prepare_checked(ticket, job, delivery=None, keep_decoded=True)
+        ```
+    """
+    dilate = row_dilate_pixels(ticket.dilate_pixels)
+    if dilate is not None and not 0 <= dilate <= 50:
+        raise InvalidOptionError(
+            f"settings.dilatePixels: must be an integer from 0 to 50; got {dilate}",
+            parameter="settings.dilatePixels",
+        )
+    if job.cache is not None and ticket.content_key and not ticket.upload_url:
+        # A content erased before (this run or another) is copied, not paid for again.
+        served = serve_from_cache(ticket, job)
+        if served is not None:
+            return served
+    inputs = _read_and_decode(ticket, job, keep_decoded)
+    if ticket.content_key is None and job.content_keyed:
+        ticket = replace(
+            ticket,
+            content_key=content_key(
+                inputs.image_digest,
+                inputs.mask_digest,
+                dilate=job.options.dilate_pixels if dilate is None else dilate,
+                fingerprint=job_fingerprint(job),
+                upload_url=ticket.upload_url,
+            ),
+        )
+        if job.cache is not None and not ticket.upload_url:
+            served = serve_from_cache(ticket, job)
+            if served is not None:
+                return served
+    if ticket.unbudgeted:
+        return ticket.failed(
+            BUDGET_EXHAUSTED,
+            "not sent: the run's cost cap (max_cost_usd) was reached before this row; "
+            "run again with a higher cap to erase it (rows already erased are not "
+            "charged again)",
+        )
+    task = build_row_task(ticket, job, image=inputs.image, mask=inputs.mask, delivery=delivery)
     stamped = replace(ticket, task_uuid=task.task_uuid)
     if keep_decoded:
         return PreparedRow(stamped, task, image=inputs.decoded, mask=inputs.mask_pixels)

@@ -18,8 +18,6 @@ Decisions this test pins down:
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,7 @@ from prefect_flux_erase import storage
 from prefect_flux_erase.emulator import EmulatorServer
 from prefect_flux_erase.flows import erase_manifest
 from tests.fixtures.builders import denying_get_object, make_bucket, s3_client
-from tests.fixtures.corpus import SIDE, mask, photo, results, write_manifest
+from tests.fixtures.corpus import SIDE, mask, photo, png_bomb, results, write_manifest
 from tests.fixtures.jobs import FAST_POLL, FAST_RETRY, credentials_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
@@ -67,21 +65,6 @@ def _palette_png_with_transparency() -> bytes:
     buf = io.BytesIO()
     img.save(buf, "PNG", transparency=0)
     return buf.getvalue()
-
-
-def _bomb(side: int = 9000) -> bytes:
-    """A 300-byte PNG whose header claims 9000 x 9000 pixels (81 MP, over the 64 MP cap)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
-    pixels = zlib.compress(b"\x00" * (side + 1) * 16, 9)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels)
-        + chunk(b"IEND", b"")
-    )  # fmt: skip
 
 
 @pytest.fixture
@@ -138,7 +121,7 @@ def _files() -> dict[str, bytes]:
         "in/palette.png": _palette_png_with_transparency(),
         "in/small-mask.png": mask((SIDE // 2, SIDE // 2)),
         "in/black-mask.png": mask(empty=True),
-        "in/bomb.png": _bomb(),
+        "in/bomb.png": png_bomb(),
         "in/tiny.jpg": photo(9, (200, 200)),
         "in/tiny-mask.png": mask((200, 200)),
         "denied/photo.jpg": photo(11),
