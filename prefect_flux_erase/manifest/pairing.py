@@ -4,15 +4,21 @@ An image ``photos/cat.jpg`` pairs with the mask of the same stem, ``masks/cat.pn
 png/jpg/jpeg/webp, extensions case-insensitive), or, failing that, with ``cat_mask.png``,
 ``cat-mask.png`` or ``cat.mask.png``. When images and masks share one folder, files with a
 mask suffix are the masks. A stem with two images (``cat.png`` and ``cat.jpg``) or two masks is
-ambiguous and left out rather than guessed. The manifest has ``image_uri``, ``mask_uri`` and
-``row_key`` (the stem), sorted by key.
+ambiguous rather than guessed. The manifest has ``image_uri``, ``mask_uri`` and ``row_key`` (the
+stem), sorted by key.
+
+Files that pair with nothing (an image without a mask, a mask without an image, an ambiguous
+name) fail the pairing with their list (``unpairedFiles``) and nothing is written, because a
+manifest that quietly leaves a photo out breaks "every row once" before the run starts.
+``unpaired="skip"`` (``flux-erase manifest --skip-unpaired``) writes the pairs and reports the
+rest in the result instead.
 
 Example:
     >>> from prefect_flux_erase import storage
     >>> for name in ("images/cat.jpg", "images/dog.PNG", "masks/cat.png", "masks/owl.png"):
     ...     storage.write_bytes(f"memory://doc/pairing/{name}", b"...")
     >>> result = build_manifest("memory://doc/pairing/images", "memory://doc/pairing/masks",
-    ...                         "memory://doc/pairing/manifest.parquet")
+    ...                         "memory://doc/pairing/manifest.parquet", unpaired="skip")
     >>> result.rows, result.unpaired_images, result.unpaired_masks
     (1, ['memory:///doc/pairing/images/dog.PNG'], ['memory:///doc/pairing/masks/owl.png'])
 """
@@ -24,7 +30,7 @@ import posixpath
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -40,9 +46,14 @@ _EXAMPLES = 5
 
 
 class PairingError(FluxEraseError, ValueError):
-    """Nothing to pair, or a folder that cannot be listed; ``code`` is stable.
+    """Nothing to pair, files left unpaired, or a folder that cannot be listed; ``code`` is
+    stable.
 
-    Codes: ``pairingSourceNotFound``, ``pairingSourceUnreadable``, ``nothingPaired``.
+    Codes: ``pairingSourceNotFound``, ``pairingSourceUnreadable``, ``nothingPaired``,
+    ``unpairedFiles``.
+
+    With ``unpairedFiles``, the attributes unpaired_images, unpaired_masks and ambiguous list
+    the files (and names) that paired with nothing.
 
     Example:
         >>> PairingError("no images", code="nothingPaired").code
@@ -51,8 +62,8 @@ class PairingError(FluxEraseError, ValueError):
 
     code: str
 
-    def __init__(self, message: str, *, code: str) -> None:
-        super().__init__(message, code=code)
+    def __init__(self, message: str, *, code: str, **extra: Any) -> None:
+        super().__init__(message, code=code, **extra)
 
 
 @dataclass(frozen=True)
@@ -114,11 +125,24 @@ def build_manifest(
     masks_uri: str,
     out_uri: str,
     storage_options: Mapping[str, Any] | None = None,
+    *,
+    unpaired: Literal["fail", "skip"] = "fail",
 ) -> PairingResult:
     """Pair images and masks by stem and write the Parquet manifest to ``out_uri``.
 
+    Args:
+        images_uri: Folder of the photos (not recursive).
+        masks_uri: Folder of the masks (may be ``images_uri``: masks then carry a suffix).
+        out_uri: Where to write the manifest.
+        storage_options: fsspec options for all three.
+        unpaired: ``"fail"`` (default): any file that pairs with nothing fails the pairing
+            with the list and nothing is written; ``"skip"``: write the pairs and list the
+            rest in the result.
+
     Raises:
-        PairingError: a folder is missing or unreadable, or no image has a mask.
+        PairingError: a folder is missing or unreadable (``pairingSourceNotFound``,
+            ``pairingSourceUnreadable``), no image has a mask (``nothingPaired``), or files
+            are left unpaired (``unpairedFiles``, with ``unpaired="fail"``).
 
     Example:
         >>> from prefect_flux_erase import storage
@@ -152,6 +176,8 @@ def build_manifest(
             continue
         pairs.append((images[stem][0], masks[mask_stem][0], stem))
     unpaired_masks = sorted(u for s, uris in masks.items() if s not in used_masks for u in uris)
+    if unpaired not in ("fail", "skip"):
+        raise ValueError(f"unpaired must be 'fail' or 'skip'; got {unpaired!r}")
     if not pairs:
         image_names = sorted(images)[:_EXAMPLES]
         mask_names = sorted(masks)[:_EXAMPLES]
@@ -164,6 +190,8 @@ def build_manifest(
             f", optionally with a {'/'.join(MASK_SUFFIXES)} suffix).",
             code="nothingPaired",
         )
+    if unpaired == "fail" and (unpaired_images or unpaired_masks or ambiguous):
+        raise _unpaired_error(unpaired_images, unpaired_masks, ambiguous)
     table = pa.table(
         {
             "image_uri": [p[0] for p in pairs],
@@ -180,4 +208,39 @@ def build_manifest(
         unpaired_masks=unpaired_masks,
         ambiguous=ambiguous,
         manifest_uri=out_uri,
+    )
+
+
+def describe_unpaired(label: str, items: list[str], limit: int = 10) -> str:
+    """``"2 images without a mask: a.png, b.png"`` (at most ``limit`` names, then "…").
+
+    Example:
+        >>> describe_unpaired("image without a mask", ["s3://b/i/a.png", "s3://b/i/b.png"])
+        '2 images without a mask: s3://b/i/a.png, s3://b/i/b.png'
+    """
+    noun, _, rest = label.partition(" ")
+    plural = f"{noun}s" if len(items) != 1 else noun
+    shown = ", ".join(storage.redact_url(i) for i in items[:limit])
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return f"{len(items)} {plural} {rest}: {shown}{more}"
+
+
+def _unpaired_error(images: list[str], masks: list[str], ambiguous: list[str]) -> PairingError:
+    parts = [
+        describe_unpaired(label, items)
+        for label, items in (
+            ("image without a mask", images),
+            ("mask without an image", masks),
+            ("name with several files", ambiguous),
+        )
+        if items
+    ]
+    return PairingError(
+        "; ".join(parts) + ". Every file must pair (masks named like their image, extensions "
+        f"{', '.join(IMAGE_EXTENSIONS)}, optionally with a {'/'.join(MASK_SUFFIXES)} suffix), "
+        "or pass unpaired='skip' to write the pairs and leave the rest out; nothing was written",
+        code="unpairedFiles",
+        unpaired_images=images,
+        unpaired_masks=masks,
+        ambiguous=ambiguous,
     )

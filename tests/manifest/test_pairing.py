@@ -30,7 +30,9 @@ def test_pairs_by_stem_with_any_case_of_extension(root: Root) -> None:
         "masks/bat.png",
     )
     out = root.join("manifest.parquet")
-    result = build_manifest(root.join("images"), root.join("masks"), out, root.options)
+    result = build_manifest(
+        root.join("images"), root.join("masks"), out, root.options, unpaired="skip"
+    )
     assert result.rows == 2
     assert [u.rsplit("/", 1)[-1] for u in result.unpaired_images] == ["owl.jpeg"]
     assert [u.rsplit("/", 1)[-1] for u in result.unpaired_masks] == ["bat.png"]
@@ -49,7 +51,7 @@ def test_pairs_by_stem_with_any_case_of_extension(root: Root) -> None:
 def test_images_and_masks_in_one_folder_are_told_apart_by_suffix(root: Root) -> None:
     touch(root, "all/cat.png", "all/cat_mask.png", "all/dog.jpg", "all/dog-mask.png", "all/x.png")
     result = build_manifest(
-        root.join("all"), root.join("all"), root.join("m.parquet"), root.options
+        root.join("all"), root.join("all"), root.join("m.parquet"), root.options, unpaired="skip"
     )
     assert result.rows == 2
     assert [u.rsplit("/", 1)[-1] for u in result.unpaired_images] == ["x.png"]
@@ -59,9 +61,31 @@ def test_images_and_masks_in_one_folder_are_told_apart_by_suffix(root: Root) -> 
 def test_ambiguous_stems_are_left_out_not_guessed(tmp_path: object) -> None:
     local = Root("local", str(tmp_path))
     touch(local, "i/cat.png", "i/cat.jpg", "i/dog.png", "m/cat.png", "m/dog.png")
-    result = build_manifest(local.join("i"), local.join("m"), local.join("m.parquet"))
+    result = build_manifest(
+        local.join("i"), local.join("m"), local.join("m.parquet"), unpaired="skip"
+    )
     assert result.rows == 1
     assert result.ambiguous == ["cat"]
+
+
+def test_unpaired_files_fail_with_their_list_and_write_nothing(root: Root) -> None:
+    touch(root, "images/cat.png", "images/owl.png", "images/a.png", "images/a.jpg")
+    touch(root, "masks/cat.png", "masks/bat.png", "masks/a.png")
+    out = root.join("m.parquet")
+
+    with pytest.raises(PairingError) as info:
+        build_manifest(root.join("images"), root.join("masks"), out, root.options)
+
+    assert info.value.code == "unpairedFiles"
+    message = info.value.message
+    assert "1 image without a mask: " in message
+    assert "owl.png" in message
+    assert "1 mask without an image: " in message
+    assert "bat.png" in message
+    assert "1 name with several files: a" in message
+    assert "unpaired='skip'" in message
+    assert not storage.exists(out, root.options)
+    assert info.value.unpaired_images[0].endswith("owl.png")
 
 
 def test_nothing_pairs_is_a_clear_error_and_writes_nothing(root: Root) -> None:
