@@ -20,6 +20,7 @@ import os
 import posixpath
 import re
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import IO, Any
@@ -339,12 +340,39 @@ def _check_writable(fs: fsspec.AbstractFileSystem, uri: str) -> None:
         raise ValueError(f"{redact_url(uri)}: http(s) locations are read-only; write elsewhere")
 
 
+def _current_umask() -> int:
+    """The process's umask, read without changing it where the system allows (Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:  # elsewhere, set and restore it (the lock keeps our own threads apart)
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+_UMASK_LOCK = threading.Lock()
+
+
 def _local_temp(path: str) -> tuple[int, str]:
     parent = os.path.dirname(path) or "."
     os.makedirs(parent, exist_ok=True)
     # Same directory, so the final os.replace is a rename on one filesystem (atomic); the
     # leading dot keeps readers that skip hidden files from ever seeing a half-written file.
-    return tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=parent)
+    fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=parent)
+    # mkstemp creates the file 0600; the published file gets what open() would have given it
+    # (0644 under the usual umask 022), so a downstream job or a web server can read it.
+    try:
+        os.fchmod(fd, 0o666 & ~_current_umask())
+    except BaseException:
+        os.close(fd)
+        os.unlink(temp)
+        raise
+    return fd, temp
 
 
 def write_bytes(uri: str, data: bytes, storage_options: Mapping[str, Any] | None = None) -> None:

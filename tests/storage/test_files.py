@@ -124,6 +124,23 @@ def test_atomic_writer_publishes_only_on_success(root: Root) -> None:
     assert storage.read_bytes(uri, root.options) == b"complete"
 
 
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_files_get_the_permissions_the_umask_gives(
+    umask: int, mode: int, tmp_path: Path
+) -> None:
+    """Atomic writes go through a private temporary file; the result must not stay private."""
+    previous = os.umask(umask)
+    try:
+        storage.write_bytes(f"{tmp_path}/a/whole.bin", b"x")
+        with storage.atomic_writer(f"{tmp_path}/a/streamed.bin") as f:
+            f.write(b"y")
+    finally:
+        os.umask(previous)
+
+    for name in ("whole.bin", "streamed.bin"):
+        assert (tmp_path / "a" / name).stat().st_mode & 0o777 == mode, name
+
+
 # --------------------------------------------------------------------------- redaction
 
 
