@@ -1,6 +1,7 @@
 # The README's commands. `make demo` and `make test` work on a fresh machine with Python 3.11+.
 VENV ?= .venv
 PY := $(VENV)/bin/python
+RUNTIME_STAMP := $(VENV)/.runtime-installed
 AZURITE_STAMP := $(VENV)/node/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
@@ -10,9 +11,16 @@ export DO_NOT_TRACK ?= 1
 
 setup: $(VENV)/.installed $(AZURITE_STAMP)
 
-$(VENV)/.installed: pyproject.toml
+$(PY):
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+
+# The project and its runtime dependencies only: all the demo needs.
+$(RUNTIME_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+# The development toolchain on top (pytest, moto, the storage emulators' clients, mypy, ruff…).
+$(VENV)/.installed: pyproject.toml $(RUNTIME_STAMP)
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
@@ -31,8 +39,8 @@ $(AZURITE_STAMP): tests/tools/package.json tests/tools/package-lock.json | $(VEN
 			"(install Node.js and npm, then run make setup again)"; \
 	fi
 
-# The demo needs the project only, not the test suite's Azurite.
-demo: $(VENV)/.installed
+# The demo needs the project only: not the development toolchain, not the test suite's Azurite.
+demo: $(RUNTIME_STAMP)
 	$(VENV)/bin/flux-erase demo
 
 test: setup airflow-setup

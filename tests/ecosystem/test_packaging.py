@@ -115,3 +115,31 @@ def test_version_is_defined_once_and_the_changelog_names_it() -> None:
     }
     changelog = (ROOT / "CHANGELOG.md").read_text()
     assert f"## [{__version__}]" in changelog
+
+
+def _make_plan(target: str, venv: Path) -> str:
+    """The commands ``make <target>`` would run on a fresh clone (``make -n``, nothing runs)."""
+    proc = subprocess.run(
+        ["make", "-n", target, f"VENV={venv}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return proc.stdout
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_demo_installs_the_runtime_only_and_make_test_the_dev_extras(
+    tmp_path: Path,
+) -> None:
+    demo = _make_plan("demo", tmp_path / "venv")
+    test = _make_plan("test", tmp_path / "venv")
+
+    assert "pip install -q -e .\n" in demo
+    assert "[dev]" not in demo
+    assert "npm" not in demo
+    assert "flux-erase demo" in demo
+    assert "pip install -q -e '.[dev]'" in test
+    assert "pytest" in test
