@@ -1,7 +1,8 @@
 """`report.html`: a self-contained before/mask/after page for a run, next to its results.
 
-The page has inline CSS and no external assets; thumbnails (JPEG, at most 256 px) go under
-``{output}/report/`` and are referenced by relative paths, so the report works opened from a
+The page has inline CSS and no external assets; thumbnails (JPEG, at most 384 px) go under
+``{output}/report/`` and are referenced by relative paths, and each "after" thumbnail links to
+the full-size output under ``{output}/images/`` the same way, so the report works opened from a
 local disk, served over HTTP or downloaded from a bucket. Row keys and messages are user data:
 everything is HTML-escaped and URLs are shown with their signatures redacted. A missing or
 broken image becomes a placeholder naming the reason; it never stops the report.
@@ -20,9 +21,10 @@ import hashlib
 import html
 import json
 import re
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -44,7 +46,7 @@ from prefect_flux_erase.runware.redaction import REDACTED
 REPORT_FILE = "report.html"
 REPORT_DIR = "report"
 #: Longest side of a thumbnail, in pixels.
-THUMBNAIL_SIDE = 256
+THUMBNAIL_SIDE = 384
 #: Largest input the report reads to make a thumbnail.
 MAX_THUMBNAIL_INPUT_BYTES = 50 * 1024 * 1024
 _BATCH_ROWS = 64
@@ -52,10 +54,25 @@ _BATCH_ROWS = 64
 
 @dataclass(frozen=True)
 class _Thumb:
-    """A written thumbnail (``src`` relative to the report) or why there is none (``code``)."""
+    """A written thumbnail (``src`` relative to the report) or why there is none (``code``);
+    ``href``: the full-size image, relative to the report, when it lies under the output."""
 
     src: str | None = None
     code: str | None = None
+    href: str | None = None
+
+
+def _relative_link(uri: str, output: str) -> str | None:
+    """``uri`` as a link relative to the report (in ``output``), or None when it is elsewhere.
+
+    Example:
+        >>> _relative_link("s3://b/out/images/caf\u00e9 1.jpg", "s3://b/out")
+        'images/caf%C3%A9%201.jpg'
+    """
+    root = output.rstrip("/") + "/"
+    if not uri.startswith(root) or not storage.is_within(output, uri):
+        return None
+    return urllib.parse.quote(uri[len(root) :])
 
 
 def _escape(value: object) -> str:
@@ -103,10 +120,14 @@ def _input_thumbnail(
 
 def _figure(thumb: _Thumb, label: str) -> str:
     if thumb.src is not None:
-        return (
+        figure = (
             f'<figure><img src="{html.escape(thumb.src, quote=True)}" alt="{label}" '
             f'loading="lazy"><figcaption>{label}</figcaption></figure>'
         )
+        if thumb.href is None:
+            return figure
+        return f'<a class="full" href="{html.escape(thumb.href, quote=True)}">{figure}</a>'
+
     return (
         f'<figure><div class="placeholder"><span>{_escape(thumb.code)}</span></div>'
         f"<figcaption>{label}</figcaption></figure>"
@@ -154,6 +175,8 @@ def _gallery_row(
         after = _Thumb(code="uploaded")
     elif ok and outputs:
         after = _thumbnail(outputs[0], options, output, options, f"{index:08d}-b.jpg")
+        if after.src is not None:
+            after = replace(after, href=_relative_link(str(outputs[0]), output))
     else:
         after = _Thumb(code=row.get("error_code") or ("noOutput" if ok else "failed"))
     status = "ok" if ok else "failed"

@@ -79,8 +79,10 @@ td.key { width: 30%; }
 .message { margin: 6px 0 0; color: var(--bad); font-size: 13px; overflow-wrap: anywhere; }
 td.images { display: flex; gap: 10px; flex-wrap: wrap; }
 figure { margin: 0; text-align: center; }
+a.full { color: inherit; text-decoration: none; cursor: zoom-in; }
+a.full:hover img { border-color: var(--muted); }
 figure img, .placeholder {
-  display: block; width: 200px; height: 150px; object-fit: contain; border-radius: 8px;
+  display: block; width: 256px; height: 192px; object-fit: contain; border-radius: 8px;
   background: var(--bg); border: 1px solid var(--line);
 }
 .placeholder { display: flex; align-items: center; justify-content: center; padding: 8px;

@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 import io
 import re
+import urllib.parse
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -18,7 +20,7 @@ from prefect_flux_erase.results.report import THUMBNAIL_SIDE, write_report
 from prefect_flux_erase.results.row_outcome import RowOutcome
 from prefect_flux_erase.results.tally import ResultsSummary
 from tests.fixtures.manifests import put_parquet
-from tests.fixtures.roots import Root, root
+from tests.fixtures.roots import Root, root, serve_directory
 
 __all__ = ["root"]
 
@@ -186,3 +188,26 @@ def test_a_report_that_already_shows_the_summary_is_recognised(root: Root) -> No
     assert current_report(output, root.options, title="t", summary=changed) is None
     another_run = replace(summary, run_key="another-run")
     assert current_report(output, root.options, title="t", summary=another_run) is None
+
+
+def test_after_thumbnails_link_to_the_full_size_images_from_disk_and_over_http(
+    tmp_path: Path,
+) -> None:
+    import httpx
+
+    local = Root("local", str(tmp_path))
+    output, summary = build_run(local)
+    page = storage.read_bytes(write_report(output, None, title="t", summary=summary)).decode()
+
+    links = re.findall(r'<a class="full" href="([^"]+)"><figure><img src="report/', page)
+    assert len(links) == 3  # one per succeeded row
+    for link in links:
+        assert link.startswith("images/")  # relative to the report: works wherever it is
+        full = Path(output) / urllib.parse.unquote(html.unescape(link))
+        with Image.open(full) as image:
+            assert image.size == (320, 240)  # the output itself, not a thumbnail
+    with serve_directory(Path(output), ranges=False) as base:
+        for link in links:
+            reply = httpx.get(f"{base}/{html.unescape(link)}")
+            assert reply.status_code == 200
+            assert reply.content[:3] == b"\xff\xd8\xff"
