@@ -306,6 +306,33 @@ def committed_shards(
         }
 
 
+def failed_in_parts(
+    output: str, shard_indexes: Sequence[int], storage_options: Mapping[str, Any] | None = None
+) -> int:
+    """How many rows failed in the committed parts of ``shard_indexes`` (their status column).
+
+    A resumed run skips those shards; its progress still counts their failed rows.
+
+    Example:
+        >>> failed_in_parts("memory://doc/no-parts", [])
+        0
+    """
+
+    def failed(index: int) -> int:
+        fs, path = storage.resolve(part_uri(output, index), storage_options)
+        try:
+            with fs.open(path, "rb") as f:
+                status = pq.read_table(f, columns=["status"]).column("status")
+        except (OSError, ValueError, KeyError, pa.ArrowException):
+            return 0  # progress is a display: an unreadable part is reported by the assembly
+        return len(status) - status.to_pylist().count("succeeded")
+
+    if not shard_indexes:
+        return 0
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return sum(pool.map(failed, shard_indexes))
+
+
 def _read_part(
     uri: str,
     storage_options: Mapping[str, Any] | None,

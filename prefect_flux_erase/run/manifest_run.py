@@ -28,7 +28,11 @@ from typing import Any
 
 from prefect_flux_erase.costs.budget import BUDGET_EXHAUSTED, BudgetExhausted
 from prefect_flux_erase.errors import FluxEraseError
-from prefect_flux_erase.results.assemble import assemble_results, shadowed_columns
+from prefect_flux_erase.results.assemble import (
+    assemble_results,
+    failed_in_parts,
+    shadowed_columns,
+)
 from prefect_flux_erase.results.summary import EraseSummary
 from prefect_flux_erase.run.executor import (
     AsyncioShardExecutor,
@@ -228,7 +232,10 @@ class _Tally:
         self.message = f"estimate: {run.estimate.describe()}" if run.estimate else ""
         self.total = run.plan.num_rows
         self.done = run.skipped_rows
-        self.failed = 0
+        # Rows of skipped shards are done; those that failed there still count as failed.
+        todo = {s.index for s in run.todo}
+        skipped = [s.index for s in run.plan.shards if s.index not in todo]
+        self.failed = failed_in_parts(run.spec.output, skipped, run.spec.out_storage_options)
         self.cost = 0.0
         self.listener = current_listener()
         self.on_progress = on_progress
