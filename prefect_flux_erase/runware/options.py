@@ -14,18 +14,27 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from prefect_flux_erase.runware.models import ImageInferenceTask, build_task
 
 _PLACEHOLDER_UUID = "00000000-0000-4000-8000-000000000000"
+
+#: The enumerated options, by field, in the API's own spelling (any case is accepted).
+_ENUMS: dict[str, tuple[str, ...]] = {
+    "output_type": ("URL", "base64Data", "dataURI"),
+    "output_format": ("JPG", "PNG", "WEBP"),
+    "delivery_method": ("sync", "async"),
+    "safety_mode": ("none", "fast"),
+}
 
 
 class EraseOptions(BaseModel):
     """The FLUX Erase options, validated with the model page's ranges and defaults.
 
     Field names are the snake_case of the wire fields (``dilate_pixels`` is
-    ``settings.dilatePixels``). Values equal to the API's defaults are not sent.
+    ``settings.dilatePixels``). Values equal to the API's defaults are not sent. Enumerated
+    values accept any case (``"png"`` is ``"PNG"``).
 
     Example:
         >>> options = EraseOptions(dilate_pixels=15, output_format="PNG")
@@ -80,6 +89,15 @@ class EraseOptions(BaseModel):
         default=None,
         description="uploadEndpoint: PUT each output's bytes to this (presigned) URL.",
     )
+
+    @field_validator(*_ENUMS, mode="before")
+    @classmethod
+    def _any_case(cls, value: Any, info: ValidationInfo) -> Any:
+        # "png" and "PNG" mean the same to a person; the API wants its own spelling.
+        if isinstance(value, str) and info.field_name is not None:
+            spelled = {v.lower(): v for v in _ENUMS[info.field_name]}
+            return spelled.get(value.strip().lower(), value)
+        return value
 
     @model_validator(mode="after")
     def _validate_as_wire_task(self) -> EraseOptions:
