@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
+from prefect_flux_erase.engine import ENGINE_NAMES
 # The error is the core's coded one (code ``invalidRunOption``); re-exported here with the spec.
 from prefect_flux_erase.errors import RunConfigError as RunConfigError
 from prefect_flux_erase.runware.config import API_KEY_ENV, RunwareConfig
@@ -174,6 +175,12 @@ class RunSpec:
         for name in ("image_column", "mask_column"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise RunConfigError(f"{name} must be a column name", parameter=name)
+        if self.local_engine not in ENGINE_NAMES:
+            known = ", ".join(repr(n) for n in ENGINE_NAMES)
+            raise RunConfigError(
+                f"local_engine must be one of {known}; got {self.local_engine!r}",
+                parameter="local_engine",
+            )
         money = self._check_money()
         output = self.output.rstrip("/") or self.output
         runware = self.resolved_runware(require_key=require_key)
