@@ -93,12 +93,37 @@ def _manifest_error(exc: BaseException, shown: str) -> ManifestError:
     if fault == "notFound":
         return ManifestError(f"manifest {shown} does not exist", code="manifestNotFound")
     if isinstance(exc, pa.ArrowInvalid):
-        return ManifestError(f"manifest {shown} is not a readable Parquet file ({detail})")
+        return ManifestError(
+            f"manifest {shown} is not a readable Parquet file ({detail})" + _convert_hint(shown)
+        )
     if fault == "noFilesystem":
         return ManifestError(
             f"manifest {shown}: the filesystem for this URI is not installed ({detail})"
         )
     return ManifestError(f"cannot read manifest {shown} ({detail})")
+
+
+#: How pyarrow reads a table of each text format (for the conversion hint).
+_TEXT_READERS = {
+    ".csv": ("csv", "csv.read_csv({!r})"),
+    ".tsv": ("csv", "csv.read_csv({!r}, parse_options=csv.ParseOptions(delimiter='\\t'))"),
+    ".jsonl": ("json", "json.read_json({!r})"),
+}
+
+
+def _convert_hint(shown: str) -> str:
+    """How to turn a CSV/TSV/JSON-lines table into the Parquet manifest a run reads."""
+    name = shown.rsplit("?", 1)[0].lower()
+    for extension, (module, reader) in _TEXT_READERS.items():
+        if name.endswith(extension):
+            target = shown[: -len(extension)] + ".parquet"
+            table = reader.format(shown)
+            return (
+                f'; manifests are Parquet: convert it with python -c "import pyarrow.{module} '
+                f'as {module}, pyarrow.parquet as pq; pq.write_table({table}, {target!r})" '
+                f"and pass {target}"
+            )
+    return ""
 
 
 def _is_data_file(relative: str) -> bool:

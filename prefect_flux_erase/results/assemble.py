@@ -325,12 +325,12 @@ def failed_in_parts(
                 status = pq.read_table(f, columns=["status"]).column("status")
         except (OSError, ValueError, KeyError, pa.ArrowException):
             return 0  # progress is a display: an unreadable part is reported by the assembly
-        return len(status) - status.to_pylist().count("succeeded")
+        return int(len(status) - status.to_pylist().count("succeeded"))
 
     if not shard_indexes:
         return 0
     with ThreadPoolExecutor(max_workers=8) as pool:
-        return sum(pool.map(failed, shard_indexes))
+        return int(sum(pool.map(failed, shard_indexes)))
 
 
 def _read_part(

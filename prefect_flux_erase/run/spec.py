@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from prefect_flux_erase.engine import ENGINE_NAMES
+
 # The error is the core's coded one (code ``invalidRunOption``); re-exported here with the spec.
 from prefect_flux_erase.errors import RunConfigError as RunConfigError
 from prefect_flux_erase.runware.config import API_KEY_ENV, RunwareConfig

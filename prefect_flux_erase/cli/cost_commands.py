@@ -20,6 +20,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from prefect_flux_erase.cli.words import any_case, json_object
+
 #: ``flux-erase run`` exit code when the cost cap (``--max-cost``) left rows unsent.
 EXIT_CAP_REACHED = 3
 
@@ -46,7 +48,7 @@ def add_money_flags(p: argparse.ArgumentParser, *, estimate: bool = False) -> No
         "not paid for again (default: no cache)",
     )
     p.add_argument(
-        "--cache-storage-options", type=_json_object, help="fsspec options of --cache, as JSON"
+        "--cache-storage-options", type=json_object, help="fsspec options of --cache, as JSON"
     )
     p.add_argument(
         "--pass-urls",
@@ -79,16 +81,6 @@ def add_money_flags(p: argparse.ArgumentParser, *, estimate: bool = False) -> No
             help="upload each input once (imageUpload) and send its UUID; retries and shared "
             "masks do not resend the bytes",
         )
-
-
-def _json_object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not valid JSON ({exc.msg})") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("must be a JSON object, e.g. '{\"anon\": true}'")
-    return value
 
 
 def money_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -150,13 +142,19 @@ def estimate_parser(
     p.add_argument("--base-url", help="Runware endpoint (for --verify-estimate and --cache)")
     p.add_argument("--number-results", type=int, default=1, help="results per row, 1-20")
     p.add_argument("--dilate-pixels", type=int, help="settings.dilatePixels, 0-50 (default 10)")
-    p.add_argument("--output-format", choices=("JPG", "PNG", "WEBP"), default="JPG")
+    p.add_argument(
+        "--output-format",
+        type=any_case("JPG", "PNG", "WEBP"),
+        choices=("JPG", "PNG", "WEBP"),
+        default="JPG",
+        help="outputFormat, any case",
+    )
     p.add_argument("--output-quality", type=int, default=95, help="20-99 (default 95)")
     p.add_argument("--image-column", default="image_uri", help="column of image URIs")
     p.add_argument("--mask-column", default="mask_uri", help="column of mask URIs")
     p.add_argument("--key-column", help="column of row keys (default: row_key if present)")
-    p.add_argument("--storage-options", type=_json_object, help="fsspec options as JSON")
-    p.add_argument("--output-storage-options", type=_json_object, help="fsspec options of --output")
+    p.add_argument("--storage-options", type=json_object, help="fsspec options as JSON")
+    p.add_argument("--output-storage-options", type=json_object, help="fsspec options of --output")
     add_money_flags(p, estimate=True)
     p.add_argument("--json", action="store_true", help="print the estimate as one JSON object")
     return p
