@@ -1,7 +1,8 @@
 """prefect-flux-erase: FLUX Erase (``bfl:flux@erase``) on Runware as a Prefect 3 pipeline.
 
 Public names are loaded lazily so that the Prefect-free core (``prefect_flux_erase.runware``,
-``prefect_flux_erase.engine``, the emulator) imports without importing Prefect.
+``prefect_flux_erase.engine``, the emulator) imports without importing Prefect; so do the front
+door's names (``run_manifest``, ``TooManyFailedRows``, ``ShardsFailed``, ``EraseSummary``).
 
 Example:
     >>> import prefect_flux_erase
@@ -32,7 +33,11 @@ _EXPORTS: dict[str, str] = {
     "FluxEraseSettings": "prefect_flux_erase.blocks",
     "erase_manifest": "prefect_flux_erase.flows",
     "erase_images": "prefect_flux_erase.flows",
-    "EraseSummary": "prefect_flux_erase.flows",
+    "EraseSummary": "prefect_flux_erase.results.summary",
+    "run_manifest": "prefect_flux_erase.run",
+    "arun_manifest": "prefect_flux_erase.run",
+    "TooManyFailedRows": "prefect_flux_erase.run",
+    "ShardsFailed": "prefect_flux_erase.run",
     "submit_erase": "prefect_flux_erase.tasks",
     "poll_erase": "prefect_flux_erase.tasks",
     "upload_erased": "prefect_flux_erase.tasks",

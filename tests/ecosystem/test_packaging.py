@@ -143,3 +143,23 @@ def test_make_demo_installs_the_runtime_only_and_make_test_the_dev_extras(
     assert "flux-erase demo" in demo
     assert "pip install -q -e '.[dev]'" in test
     assert "pytest" in test
+
+
+def test_the_front_doors_names_import_from_the_package_without_prefect() -> None:
+    script = (
+        "import sys; from prefect_flux_erase import EraseSummary, ShardsFailed, "
+        "TooManyFailedRows, run_manifest; "
+        "print(run_manifest.__module__, TooManyFailedRows.__module__, EraseSummary.__module__, "
+        "ShardsFailed.__name__, 'prefect' in sys.modules)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+
+    assert proc.stdout.split() == [
+        "prefect_flux_erase.run.manifest_run",
+        "prefect_flux_erase.run.manifest_run",
+        "prefect_flux_erase.results.summary",
+        "ShardsFailed",
+        "False",
+    ]
