@@ -8,4 +8,5 @@ Example:
 
 from prefect_flux_erase.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # imported by tools that walk the package: do nothing then
+    raise SystemExit(main())

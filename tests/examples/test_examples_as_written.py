@@ -160,3 +160,42 @@ def test_webhook_receiver_serves_from_its_command_line(tmp_path: Path) -> None:
     assert (first.status_code, first.json()) == (200, {"received": 1, "new": 1})
     assert (again.status_code, again.json()) == (200, {"received": 1, "new": 0})
     assert wrong.status_code == 403
+
+
+def readme_python_example() -> str:
+    """The README's "From Python" example, exactly as the README shows it."""
+    text = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    section = text.split("### From Python", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.slow  # the real local engine on the four sample photos
+@pytest.mark.parametrize("failing", [False, True], ids=["all-good", "too-many-failed"])
+def test_the_readmes_python_example_runs_as_written(failing: bool, tmp_path: Path) -> None:
+    from prefect_flux_erase.flows.demo import prepare_demo_inputs
+    from tests.fixtures.builders import mask_bytes
+
+    inputs = prepare_demo_inputs(str(tmp_path / "flux-erase-demo"))  # what `make demo` leaves
+    if failing:  # 1 of 4 rows fails: over the example's max_failed_fraction of 1 %
+        (Path(inputs.masks) / "chelsea.png").write_bytes(mask_bytes((64, 64)))
+    (tmp_path / "readme_example.py").write_text(readme_python_example(), encoding="utf-8")
+
+    proc = subprocess.run(
+        [sys.executable, "readme_example.py"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    report = "erased/report.html"  # the output as given: the Python API keeps it relative
+    if failing:
+        assert "3 of 4 rows succeeded, 1 failed" in proc.stdout
+        assert f"{report} {{'invalidMaskDimensions': 1}}" in proc.stdout
+    else:
+        assert "4 of 4 rows succeeded, 0 failed" in proc.stdout
+        assert f"{report} {{}}" in proc.stdout
+    assert "TypeError" not in proc.stderr
