@@ -163,16 +163,16 @@ def test_webhook_receiver_serves_from_its_command_line(tmp_path: Path) -> None:
 
 
 def readme_python_example() -> str:
-    """The README's "From Python" example, exactly as the README shows it."""
+    """The README's "From Python" example (the flow), exactly as the README shows it."""
     text = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
-    section = text.split("### From Python", 1)[1]
+    section = text.split("<!-- readme-example: prefect-flow -->\n", 1)[1]
     return section.split("```python\n", 1)[1].split("```", 1)[0]
 
 
 @pytest.mark.slow  # the real local engine on the four sample photos
 @pytest.mark.parametrize("failing", [False, True], ids=["all-good", "too-many-failed"])
 def test_the_readmes_python_example_runs_as_written(failing: bool, tmp_path: Path) -> None:
-    from prefect_flux_erase.flows.demo import prepare_demo_inputs
+    from prefect_flux_erase.manifest.samples import prepare_demo_inputs
     from tests.fixtures.builders import mask_bytes
 
     inputs = prepare_demo_inputs(str(tmp_path / "flux-erase-demo"))  # what `make demo` leaves
