@@ -240,10 +240,12 @@ class _OutcomesSaidOnce:
     """
 
     def __enter__(self) -> _OutcomesSaidOnce:
+        from prefect.logging.handlers import APILogHandler
+
         self.handlers: list[logging.Handler] = []
         logger: logging.Logger | None = logging.getLogger("prefect.flow_runs")
         while logger is not None:  # the handlers a flow run's record reaches
-            self.handlers += [h for h in logger.handlers if type(h).__name__ != "APILogHandler"]
+            self.handlers += [h for h in logger.handlers if not isinstance(h, APILogHandler)]
             logger = logger.parent if logger.propagate else None
         for handler in self.handlers:
             handler.addFilter(self._filter)
