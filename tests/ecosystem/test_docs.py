@@ -159,3 +159,15 @@ def test_docs_and_readme_name_no_machine_specific_paths() -> None:
     texts.append((ROOT / "README.md").read_text(encoding="utf-8"))
     for text in texts:
         assert not re.search(r"/(work|home|root|Users)/\w", text)
+
+
+def test_the_readme_names_every_results_column_and_the_emulators_engines() -> None:
+    from prefect_flux_erase.engine import ENGINE_NAMES
+    from prefect_flux_erase.results.row_outcome import RESULT_COLUMNS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    outputs = readme.split("What you get under the output root:", 1)[1].split("\n\n", 2)[1]
+    assert [c for c in RESULT_COLUMNS if f"`{c}`" not in outputs] == []
+    assert "`row_index` (the row's 0-based position in the manifest" in outputs
+    emulator = readme.split("The emulator erases with", 1)[1].split("\n\n", 1)[0]
+    assert [e for e in ENGINE_NAMES if f"`{e}`" not in emulator] == []
