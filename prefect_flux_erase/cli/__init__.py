@@ -1,4 +1,4 @@
-"""The `flux-erase` command: `run`, `manifest`, `demo`, `emulator` and `--version`.
+"""The `flux-erase` command: `run`, `estimate`, `manifest`, `demo`, `emulator`, `--version`.
 
 `run` checks everything cheap before Prefect starts — every option (through
 :meth:`~prefect_flux_erase.run.spec.RunSpec.check`, the one place options are validated), the
@@ -6,13 +6,15 @@ API key, the manifest's existence, format and columns (its Parquet footers only)
 mistake once, in a line naming the flag to fix, in about a second. Only then does it set up
 Prefect (:mod:`~prefect_flux_erase.cli.prefect_home`) and run the flow. The modules:
 :mod:`~prefect_flux_erase.cli.run_command`, :mod:`~prefect_flux_erase.cli.file_commands`
-(``manifest``, ``demo``), :mod:`~prefect_flux_erase.cli.words` (parsing, messages in flags),
+(``manifest``, ``demo``), :mod:`~prefect_flux_erase.cli.cost_commands` (``estimate``, the
+money flags), :mod:`~prefect_flux_erase.cli.words` (parsing, messages in flags),
 :mod:`~prefect_flux_erase.cli.progress_view`, :mod:`~prefect_flux_erase.cli.prefect_home`.
 
 Exit codes of ``run``: 0 the run completed; 1 rows failed beyond ``--max-failed-fraction`` (or
 shards could not be processed); 2 a usage or configuration error, with a message saying what to
-fix; 3 the cost cap (``--max-cost``) left rows unsent (rerun with a higher cap to continue). Of ``manifest``: 0 written; 1 files left unpaired (listed; nothing written); 2 a usage
-error or a folder that cannot be read.
+fix; 3 the cost cap (``--max-cost``) left rows unsent (rerun with a higher cap to continue).
+Of ``manifest``: 0 written; 1 files left unpaired (listed; nothing written); 2 a usage error or
+a folder that cannot be read.
 
 Example:
     ```bash
