@@ -35,6 +35,7 @@ from prefect_flux_erase.run.executor import ShardFailure, ShardRunResult
 from prefect_flux_erase.shards.api_backend import RunAborted
 from prefect_flux_erase.shards.api_slots import forget as forget_slots
 from prefect_flux_erase.shards.job import ShardJob
+from prefect_flux_erase.shards.run_control import control_for
 from prefect_flux_erase.shards.stages import ShardReport
 from prefect_flux_erase.tasks.stages import poll_erase, submit_erase, upload_erased
 
@@ -61,9 +62,10 @@ def drive_shards(
 
     A shard whose stage fails (after its own retries) is recorded in ``failures`` and left
     uncommitted. ``prefetch`` shards beyond ``max_in_flight`` may be submitting at once; only
-    give it with API slots on the job (see the module docstring). A run-wide abort (rejected
-    API key, no credits) stops new shards from starting; shards already running finish and
-    commit.
+    give it with API slots on the job (see the module docstring). Once the run stops (a
+    rejected API key, no credits, the API unreachable, an interruption or a cancellation; see
+    :mod:`~prefect_flux_erase.shards.run_control`) no new shard starts; shards already running
+    wind down and commit what they have.
 
     Example:
         ```python
@@ -74,6 +76,7 @@ def drive_shards(
     polled: deque[Any] = deque()  # shards answered, waiting for an upload slot
     events: queue.Queue[tuple[str, int, PrefectFuture[Any]]] = queue.Queue()
     result = ShardRunResult()
+    control = control_for(job.run_key)
     at_api = 0  # shards submitting or polling
     uploading = 0
 
@@ -87,7 +90,11 @@ def drive_shards(
         # New shards wait while answered ones queue for an upload slot: storage, not the
         # API, is the bottleneck then, and piling up answered shards would not help.
         while (
-            pending and at_api < max_in_flight + prefetch and not polled and result.aborted is None
+            pending
+            and at_api < max_in_flight + prefetch
+            and not polled
+            and result.aborted is None
+            and not control.stop_requested
         ):
             _start("submit", job, pending.popleft(), events)
             at_api += 1
@@ -119,6 +126,8 @@ def drive_shards(
         else:
             forget_result_links(value)
             result.reports.append(value)
+            if value.stop is not None and result.aborted is None:
+                result.aborted = value.stop
             trim_native_heap()  # a shard's stages are done: their freed memory can go back
             if on_report is not None:
                 on_report(value)

@@ -22,10 +22,13 @@ Example:
 from __future__ import annotations
 
 import io
+import json
 import posixpath
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,6 +38,7 @@ import pyarrow.parquet as pq
 from prefect_flux_erase import storage
 from prefect_flux_erase.errors import FluxEraseError
 from prefect_flux_erase.memory import release_unused_memory
+from prefect_flux_erase.results.outcome_codes import needs_rerun
 from prefect_flux_erase.results.row_outcome import RESULT_COLUMNS, RESULT_FIELDS, RowOutcome
 from prefect_flux_erase.results.tally import ResultsSummary, SummaryTally
 
@@ -44,11 +48,14 @@ if TYPE_CHECKING:
 __all__ = [
     "PARTS_DIR",
     "RESULTS_FILE",
+    "PartFooter",
     "ResultsError",
     "ResultsSummary",
     "assemble_results",
     "committed_shards",
+    "part_footers",
     "part_uri",
+    "read_part_outcomes",
     "results_schema",
     "write_part",
 ]
@@ -61,10 +68,16 @@ SHARD_METADATA = b"prefect_flux_erase.shard"
 IMAGE_COLUMN_METADATA = b"prefect_flux_erase.image_column"
 MASK_COLUMN_METADATA = b"prefect_flux_erase.mask_column"
 UNFINISHED_METADATA = b"prefect_flux_erase.unfinished_rows"
+#: What a rerun needs to know of a part without reading its rows: ``{"errors": {code: rows},
+#: "inputs": {row_index: fingerprint}}``, the fingerprints being those of the rows that failed
+#: with a final code (see :mod:`~prefect_flux_erase.shards.reruns`).
+RERUN_METADATA = b"prefect_flux_erase.rerun"
 
 #: Failures after which the row's task may still have run (and been charged) on the server:
 #: a rerun of the same run key polls it by its task UUID instead of losing a paid result;
 #: and rows the cost cap kept from being sent (``budgetExhausted``), which a rerun sends.
+#: (Kept for parts written before :data:`RERUN_METADATA`; every retryable code of
+#: :mod:`~prefect_flux_erase.results.outcome_codes` makes a shard run again now.)
 UNFINISHED_CODES: frozenset[str] = frozenset(
     {"pollTimeout", "notFinished", "unanswered", "missingReply", "budgetExhausted"}
 )
@@ -200,11 +213,15 @@ def write_part(
     storage_options: Mapping[str, Any] | None = None,
     *,
     schema: pa.Schema | None = None,
+    fingerprints: Mapping[int, str] | None = None,
 ) -> str:
     """Commit one shard: its rows' manifest columns plus their outcomes, in one atomic write.
 
     Pass-through columns keep their Arrow types, taken from ``schema`` (the plan's) or else
-    from the rows' own file schema. Outcomes are matched to rows by ``row_index``.
+    from the rows' own file schema. Outcomes are matched to rows by ``row_index``. The part's
+    footer records each failed code's row count and ``fingerprints`` (row index → what the
+    row's inputs looked like when it failed), so that a rerun decides what to run again
+    without reading the rows.
 
     Raises:
         ResultsError: a row has no outcome or two, or an outcome belongs to no row.
@@ -237,10 +254,16 @@ def write_part(
         for f in target
     ]
     unfinished = sum(o.error_code in UNFINISHED_CODES for o in ordered)
+    errors = Counter(o.error_code or "unknownError" for o in ordered if o.status != "succeeded")
+    rerun = {
+        "errors": dict(sorted(errors.items())),
+        "inputs": {str(i): fp for i, fp in sorted((fingerprints or {}).items())},
+    }
     metadata = {
         RUN_KEY_METADATA: run_key.encode(),
         SHARD_METADATA: str(shard_index).encode(),
         UNFINISHED_METADATA: str(unfinished).encode(),
+        RERUN_METADATA: json.dumps(rerun, separators=(",", ":")).encode(),
     }
     table = pa.Table.from_arrays(arrays, schema=target.with_metadata(metadata))
     uri = part_uri(output, shard_index)
@@ -270,40 +293,128 @@ def _list_parts(output: str, storage_options: Mapping[str, Any] | None) -> dict[
     return parts
 
 
-def _part_state(uri: str, storage_options: Mapping[str, Any] | None) -> tuple[str | None, int]:
-    """A part's run key and its count of unfinished rows, from the footer alone."""
+@dataclass(frozen=True)
+class PartFooter:
+    """What a committed part's footer says, without reading its rows.
+
+    ``errors`` counts the failed rows per code; ``inputs`` holds the fingerprint of each row
+    that failed with a final code (row index → fingerprint).
+
+    Example:
+        >>> footer = PartFooter("run", errors={"emptyMask": 1}, inputs={3: "ab12"})
+        >>> footer.needs_rerun(), footer.needs_rerun(frozenset({"emptyMask"}))
+        (False, True)
+    """
+
+    run_key: str | None
+    errors: dict[str, int] = field(default_factory=dict)
+    inputs: dict[int, str] = field(default_factory=dict)
+
+    def needs_rerun(self, retry_failed: frozenset[str] = frozenset()) -> bool:
+        """Whether a rerun has work here whatever the inputs say: a retryable row, or a
+        failed code ``retry_failed`` names (:func:`~prefect_flux_erase.results.outcome_codes.
+        retry_codes`)."""
+        return needs_rerun(self.errors, retry_failed)
+
+
+def _part_footer(uri: str, storage_options: Mapping[str, Any] | None) -> PartFooter:
     fs, path = storage.resolve(uri, storage_options)
     try:
         with fs.open(path, "rb", block_size=256 * 1024) as f:
             metadata = pq.read_metadata(f).metadata or {}
     except (OSError, ValueError, pa.ArrowException):
-        return None, 0  # unreadable or truncated: not a commit, the shard runs again
+        return PartFooter(None)  # unreadable or truncated: not a commit, the shard runs again
     value = metadata.get(RUN_KEY_METADATA)
-    unfinished = int(metadata.get(UNFINISHED_METADATA, b"0") or 0)
-    return (value.decode() if value is not None else None), unfinished
+    run_key = value.decode() if value is not None else None
+    rerun = metadata.get(RERUN_METADATA)
+    if rerun is None:
+        # A part from before the rerun footer: only its unfinished rows are known.
+        unfinished = int(metadata.get(UNFINISHED_METADATA, b"0") or 0)
+        return PartFooter(run_key, errors={"notFinished": unfinished} if unfinished else {})
+    try:
+        data = json.loads(rerun)
+        errors = {str(k): int(v) for k, v in data.get("errors", {}).items()}
+        inputs = {int(k): str(v) for k, v in data.get("inputs", {}).items()}
+    except (ValueError, TypeError, AttributeError):
+        return PartFooter(None)  # a footer we cannot read: the shard runs again
+    return PartFooter(run_key, errors=errors, inputs=inputs)
+
+
+def part_footers(
+    output: str, run_key: str, storage_options: Mapping[str, Any] | None = None
+) -> dict[int, PartFooter]:
+    """The footers of the parts committed for the run ``run_key``, by shard index.
+
+    Parts of another run key, unreadable parts and temporary files are left out (the new run
+    overwrites them).
+
+    Example:
+        >>> part_footers("memory://doc/nothing-yet", "run")
+        {}
+    """
+    parts = _list_parts(output, storage_options)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        footers = pool.map(lambda u: _part_footer(u, storage_options), parts.values())
+        return {
+            index: footer
+            for index, footer in zip(parts, footers, strict=True)
+            if footer.run_key == run_key
+        }
 
 
 def committed_shards(
-    output: str, run_key: str, storage_options: Mapping[str, Any] | None = None
+    output: str,
+    run_key: str,
+    storage_options: Mapping[str, Any] | None = None,
+    *,
+    retry_failed: frozenset[str] = frozenset(),
 ) -> set[int]:
     """Indexes of shards whose part was committed, and is final, for the run ``run_key``.
 
     Parts of another run key, unreadable parts and temporary files do not count (the new run
-    overwrites them); nor do parts with rows that failed unfinished (:data:`UNFINISHED_CODES`):
-    their shard runs again, so those rows are collected by their task UUIDs, not lost.
+    overwrites them); nor do parts with a row a rerun tries again — a retryable failure
+    (:mod:`~prefect_flux_erase.results.outcome_codes`), or a code ``retry_failed`` names:
+    their shard runs again, for those rows only. (Whether a final row's inputs changed is
+    the plan's question: :func:`~prefect_flux_erase.run.plan.plan_run`.)
 
     Example:
         >>> committed_shards("memory://doc/nothing-yet", "run")
         set()
     """
-    parts = _list_parts(output, storage_options)
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        keys = pool.map(lambda u: _part_state(u, storage_options), parts.values())
-        return {
-            index
-            for index, (key, unfinished) in zip(parts, keys, strict=True)
-            if key == run_key and unfinished == 0
-        }
+    footers = part_footers(output, run_key, storage_options)
+    return {index for index, footer in footers.items() if not footer.needs_rerun(retry_failed)}
+
+
+def read_part_outcomes(
+    output: str,
+    shard_index: int,
+    run_key: str,
+    storage_options: Mapping[str, Any] | None = None,
+) -> tuple[dict[int, RowOutcome], PartFooter] | None:
+    """The outcomes an earlier run of ``run_key`` committed for a shard, by row index, and the
+    part's footer; ``None`` when there is no readable part of that run.
+
+    Example:
+        >>> read_part_outcomes("memory://doc/nothing-yet", 0, "run") is None
+        True
+    """
+    uri = part_uri(output, shard_index)
+    footer = _part_footer(uri, storage_options)
+    if footer.run_key != run_key:
+        return None
+    fs, path = storage.resolve(uri, storage_options)
+    try:
+        with fs.open(path, "rb") as f:
+            parquet = pq.ParquetFile(f)
+            available = set(parquet.schema_arrow.names)
+            table = parquet.read(columns=[c for c in RESULT_COLUMNS if c in available])
+    except (OSError, ValueError, pa.ArrowException):
+        return None
+    outcomes = {}
+    for record in table.to_pylist():
+        outcome = RowOutcome.from_record(record)
+        outcomes[outcome.row_index] = outcome
+    return outcomes, footer
 
 
 def failed_in_parts(
@@ -428,7 +539,7 @@ def assemble_results(
     target = results_schema(plan.schema)
     known_key = run_key
     if known_key is None and plan.shards:
-        known_key = _part_state(parts[plan.shards[0].index], storage_options)[0]
+        known_key = _part_footer(parts[plan.shards[0].index], storage_options).run_key
     metadata = {IMAGE_COLUMN_METADATA: plan.image_column, MASK_COLUMN_METADATA: plan.mask_column}
     if known_key:
         metadata[RUN_KEY_METADATA] = known_key

@@ -30,6 +30,8 @@ RESULT_FIELDS: tuple[pa.Field, ...] = (
     pa.field("resumed", pa.bool_()),
     pa.field("shared_with", pa.int64()),
     pa.field("cached", pa.bool_()),
+    pa.field("seed", pa.list_(pa.int64())),
+    pa.field("nsfw_content", pa.list_(pa.bool_())),
 )
 RESULT_SCHEMA = pa.schema(list(RESULT_FIELDS))
 RESULT_COLUMNS: tuple[str, ...] = tuple(f.name for f in RESULT_FIELDS)
@@ -39,8 +41,10 @@ RESULT_COLUMNS: tuple[str, ...] = tuple(f.name for f in RESULT_FIELDS)
 class RowOutcome:
     """The record of one row: status, outputs, cost, error and timing.
 
-    ``output_uri``/``image_uuid``/``source_url`` are lists because ``numberResults`` > 1 gives
-    several results per row. ``error_code`` is stable (a Runware code such as
+    ``output_uri``/``image_uuid``/``source_url``/``seed``/``nsfw_content`` are lists because
+    ``numberResults`` > 1 gives several results per row: one entry per result, in order
+    (``seed`` and ``nsfw_content`` hold ``None`` where the API did not send the field;
+    ``NSFWContent`` comes with ``check_content``). ``error_code`` is stable (a Runware code such as
     ``invalidMaskDimensions`` or a local one such as ``inputNotFound``); ``error_message`` says
     what to fix. ``shared_with`` is the ``row_index`` of the row whose erase (and charge) this
     row shares because their image, mask and settings are identical (this row then costs 0);
@@ -67,7 +71,25 @@ class RowOutcome:
     resumed: bool = False
     shared_with: int | None = None
     cached: bool = False
+    seed: list[int | None] = field(default_factory=list)
+    nsfw_content: list[bool | None] = field(default_factory=list)
 
     def as_record(self) -> dict[str, Any]:
         """The outcome as a dict keyed by :data:`RESULT_COLUMNS`."""
         return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> RowOutcome:
+        """The outcome a results row records (columns missing from older parts left empty).
+
+        Example:
+            >>> done = RowOutcome(row_key="a", row_index=0, status="succeeded", cost=0.03)
+            >>> RowOutcome.from_record(done.as_record()) == done
+            True
+        """
+        values: dict[str, Any] = {}
+        for name in RESULT_COLUMNS:
+            if name in record and record[name] is not None:
+                values[name] = record[name]
+        values["row_index"] = int(values["row_index"])
+        return cls(**values)

@@ -7,6 +7,10 @@
   :func:`check_threshold`, with :func:`shard_to_dict` / :func:`shard_from_dict` to pass shards
   around as JSON.
 - :class:`ShardExecutor`: the interface an orchestrator implements to run shards its own way.
+- Stopping: :func:`interrupt_runs` (a signal handler's call: every run in the process stops
+  cleanly and raises :class:`RunStopped`), :func:`stop_run` (one run, e.g. cancelled by its
+  orchestrator). A run-level fault (the API unreachable, the key rejected, no credits) stops
+  a run the same way by itself.
 
 Nothing here imports Prefect or Airflow.
 
@@ -33,6 +37,7 @@ from prefect_flux_erase.run.executor import (
     run_shard_stage,
 )
 from prefect_flux_erase.run.manifest_run import (
+    RunStopped,
     ShardsFailed,
     TooManyFailedRows,
     arun_manifest,
@@ -54,6 +59,12 @@ from prefect_flux_erase.run.progress import Progress, listen
 from prefect_flux_erase.run.spec import RunConfigError, RunSpec, default_options
 from prefect_flux_erase.runware.config import RunwareConfig
 from prefect_flux_erase.runware.options import EraseOptions
+from prefect_flux_erase.shards.api_backend import RunAborted
+from prefect_flux_erase.shards.run_control import (
+    clear_interrupt,
+    interrupt_runs,
+    stop_run,
+)
 
 __all__ = [
     "AsyncioShardExecutor",
@@ -62,9 +73,11 @@ __all__ = [
     "EraseOptions",
     "EraseSummary",
     "Progress",
+    "RunAborted",
     "RunConfigError",
     "RunPlan",
     "RunSpec",
+    "RunStopped",
     "RunwareConfig",
     "ShardExecutor",
     "ShardFailure",
@@ -76,11 +89,13 @@ __all__ = [
     "arun_shard",
     "build_job",
     "check_threshold",
+    "clear_interrupt",
     "default_options",
     "describe_plan",
     "estimate_cost",
     "execute_run",
     "finish_run",
+    "interrupt_runs",
     "listen",
     "manifest_spec",
     "plan_costs",
@@ -89,4 +104,5 @@ __all__ = [
     "run_shard_stage",
     "shard_from_dict",
     "shard_to_dict",
+    "stop_run",
 ]

@@ -4,7 +4,9 @@ A run's rules (plan, skip committed, assemble, threshold) are the front door's; 
 shard's stages run is an executor's. The interface is one method, :meth:`ShardExecutor.
 run_shards`: run every shard through submit → poll → upload, at most ``max_in_flight`` at the
 API at once, call ``on_report`` as each shard commits, and return the failures instead of
-raising. Three implementations:
+raising. Once the run's control (:mod:`~prefect_flux_erase.shards.run_control`) says the run
+is stopping — a run-level fault, an interruption, a cancellation — no new shard starts, and a
+report's ``stop`` says why (set ``aborted`` from it). Three implementations:
 
 - :class:`AsyncioShardExecutor` (here, the default): every shard on one event loop in this
   process, with the stage retries of :func:`run_shard_stage`.
@@ -34,6 +36,7 @@ from prefect_flux_erase.manifest.plan import Shard
 from prefect_flux_erase.memory import trim_native_heap
 from prefect_flux_erase.shards.api_backend import RunAborted
 from prefect_flux_erase.shards.job import ShardJob
+from prefect_flux_erase.shards.run_control import RunControl, control_for
 from prefect_flux_erase.shards.stage_loop import (
     POLL_TIMEOUT,
     SUBMIT_TIMEOUT,
@@ -73,8 +76,8 @@ class ShardFailure:
 class ShardRunResult:
     """What running the shards produced: one report per committed shard, and the failures.
 
-    ``aborted`` holds the first run-wide fault (a rejected API key, no credits): once it is
-    seen, no further shard starts.
+    ``aborted`` holds why the run stopped (a run-level fault such as a rejected API key, or
+    an interruption): once it is seen, no further shard starts.
 
     Example:
         >>> result = ShardRunResult(failures=[ShardFailure(1, "submit", "OSError: down")])
@@ -179,6 +182,27 @@ async def arun_shard(
         raise StageFailed(shard.index, stage, exc) from exc
 
 
+class _NotStarted(Exception):
+    """The run stopped while this shard waited for its turn: it never started (no part)."""
+
+
+class _StartGate:
+    """An executor's "shards at the API" semaphore that lets no shard in once the run stops."""
+
+    def __init__(self, capacity: int, control: RunControl) -> None:
+        self._semaphore = asyncio.Semaphore(capacity)
+        self._control = control
+
+    async def __aenter__(self) -> None:
+        await self._semaphore.acquire()
+        if self._control.stop_requested:
+            self._semaphore.release()
+            raise _NotStarted
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._semaphore.release()
+
+
 class StageFailed(Exception):
     """A shard's stage failed after its retries; ``cause`` is the stage's own error.
 
@@ -239,7 +263,8 @@ class AsyncioShardExecutor:
             ```
         """
         result = ShardRunResult()
-        at_api = asyncio.Semaphore(max_in_flight)
+        control = control_for(job.run_key)
+        at_api = _StartGate(max_in_flight, control)
         committing = asyncio.Semaphore(max_in_flight)
         queue: Iterator[Shard] = iter(shards)
 
@@ -247,6 +272,8 @@ class AsyncioShardExecutor:
             try:
                 report = await arun_shard(job, shard, at_api=at_api, committing=committing)
             except StageFailed as failed:  # a failed shard: record it, keep the others going
+                if isinstance(failed.cause, _NotStarted):
+                    return  # left for a rerun, like the shards never taken
                 result.failures.append(failed.failure)
                 if isinstance(failed.cause, RunAborted) and result.aborted is None:
                     result.aborted = failed.cause
@@ -254,10 +281,12 @@ class AsyncioShardExecutor:
             result.reports.append(report)
             trim_native_heap()  # a shard's stages are done: their freed memory can go back
             on_report(report)
+            if report.stop is not None and result.aborted is None:
+                result.aborted = report.stop
 
         async def worker() -> None:
             # Shards are taken one at a time, so a run of many shards never holds them all.
-            while result.aborted is None:
+            while result.aborted is None and not control.stop_requested:
                 shard = next(queue, None)
                 if shard is None:
                     return

@@ -44,6 +44,8 @@ from prefect_flux_erase.run.plan import RunPlan, plan_run
 from prefect_flux_erase.run.progress import Progress, current_listener, report_progress
 from prefect_flux_erase.run.spec import RunSpec
 from prefect_flux_erase.runware.redaction import redact_url
+from prefect_flux_erase.shards.api_backend import RunAborted
+from prefect_flux_erase.shards.run_control import INTERRUPTION_CODES, end_run, start_run
 from prefect_flux_erase.shards.stages import ShardReport
 
 _log = logging.getLogger("prefect_flux_erase.run")
@@ -110,6 +112,49 @@ class ShardsFailed(FluxEraseError):
             shards=shards,
             committed=committed,
         )
+
+class RunStopped(RunAborted):
+    """The run stopped before every row was processed; what was done is committed.
+
+    ``code`` says why: a run-level fault — ``apiUnreachable`` (the API cannot be reached at
+    all), ``invalidApiKey`` (the key was rejected), ``insufficientCredits`` (no credits) — or
+    ``interrupted`` (a signal) or ``cancelled`` (the orchestrator cancelled the run). The
+    message says what to fix. Rows not attempted stay unattempted, not failed; running again
+    with the same arguments continues where the run stopped: done rows are kept, rows that
+    were in flight are collected by their task UUIDs, nothing is charged twice.
+
+    Example:
+        >>> reason = RunAborted("invalidApiKey: check the API key", code="invalidApiKey")
+        >>> err = RunStopped(reason, done_rows=40, total_rows=100)
+        >>> err.code, err.is_fault, err.done_rows
+        ('invalidApiKey', True, 40)
+        >>> str(err).startswith("invalidApiKey: check the API key. 40 of 100 rows are done")
+        True
+    """
+
+    reason: RunAborted
+    done_rows: int
+    total_rows: int
+
+    def __init__(self, reason: RunAborted, *, done_rows: int, total_rows: int) -> None:
+        message = (
+            f"{reason.message.rstrip('.')}. {done_rows} of {total_rows} rows are done and "
+            "committed; run again with the same arguments to resume (done rows are kept, "
+            "nothing is charged twice)"
+        )
+        FluxEraseError.__init__(
+            self,
+            message,
+            code=reason.code,
+            reason=reason,
+            done_rows=done_rows,
+            total_rows=total_rows,
+        )
+
+    @property
+    def is_fault(self) -> bool:
+        """Whether a fault stopped the run (``False``: it was interrupted or cancelled)."""
+        return self.code not in INTERRUPTION_CODES
 
 
 def describe_plan(run: RunPlan, log: Logger = _log) -> None:
@@ -242,8 +287,9 @@ class _Tally:
         self.emit()
 
     def add(self, shard: ShardReport) -> None:
-        self.done += shard.rows
-        self.failed += shard.failed
+        # Rows a stopped run left unfinished are not done: a rerun runs them.
+        self.done += shard.rows - shard.unfinished
+        self.failed += shard.failed - shard.unfinished
         self.cost += shard.cost
         self.emit()
 
@@ -275,6 +321,9 @@ def execute_run(
 
     Raises:
         RunConfigError, ManifestError: before any row runs.
+        RunStopped: a run-level fault (the API unreachable, the key rejected, no credits), an
+            interruption or a cancellation stopped the run; what was done is committed, and
+            running again resumes.
         ShardsFailed: some shards could not be processed (committed ones stay; rerun).
         BudgetExhausted: the cost cap left rows unsent (carries the summary; rerun with a
             higher ``max_cost_usd`` to continue).
@@ -287,14 +336,26 @@ def execute_run(
     """
     started = time.monotonic()
     run = plan_run(spec)
-    describe_plan(run, log)
-    tally = _Tally(run, on_progress)
-    result: ShardRunResult = (executor or AsyncioShardExecutor()).run_shards(
-        run.job,
-        run.todo,
-        max_in_flight=run.spec.max_shards_in_flight,
-        on_report=tally.add,
-    )
+    # The run's stop switch, API health and request window in this process, fresh for it.
+    control = start_run(run.run_key)
+    try:
+        describe_plan(run, log)
+        tally = _Tally(run, on_progress)
+        result: ShardRunResult = (executor or AsyncioShardExecutor()).run_shards(
+            run.job,
+            run.todo,
+            max_in_flight=run.spec.max_shards_in_flight,
+            on_report=tally.add,
+        )
+        reason = result.aborted or control.reason
+    finally:
+        end_run(run.run_key)
+    if reason is not None:
+        if not isinstance(reason, RunAborted):  # an executor's own exception: keep its text
+            reason = RunAborted(f"interrupted: {type(reason).__name__}: {reason}", code="interrupted")
+        stopped = RunStopped(reason, done_rows=tally.done, total_rows=tally.total)
+        log.error("%s", stopped.message)
+        raise stopped
     if result.failures:
         for failure in result.failures[:10]:
             log.error("%s", failure.describe())
@@ -324,6 +385,9 @@ def run_manifest(
 
     Raises:
         RunConfigError, ManifestError: before any row runs.
+        RunStopped: the run stopped early — ``code`` ``apiUnreachable``, ``invalidApiKey``,
+            ``insufficientCredits``, ``interrupted`` or ``cancelled`` — with what to fix;
+            run again to resume.
         ShardsFailed: some shards could not be processed (run again to resume).
         TooManyFailedRows: more rows failed than ``max_failed_fraction`` allows; its
             ``summary`` holds the counts and where the results are.

@@ -8,7 +8,11 @@ Every rule that decides *what* a run does lives here, once, for every orchestrat
 - the run key is derived from the manifest, output, wire options, backend and columns
   (:func:`~prefect_flux_erase.shards.job.compute_run_key`): the same run resumes, a changed
   option starts afresh;
-- shards already committed by a run with the same key are skipped: no request is made for them.
+- shards already committed by a run with the same key are skipped: no request is made for
+  them — unless a row of theirs is one a rerun tries again: a retryable failure, a final one
+  whose inputs changed since, or one whose code ``retry_failed`` names
+  (:mod:`~prefect_flux_erase.results.outcome_codes`); such a shard runs again, for those rows
+  only (:mod:`~prefect_flux_erase.shards.reruns`).
 
 Example:
     ```python
@@ -24,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from prefect_flux_erase.manifest.keys import mark_duplicate_keys
 from prefect_flux_erase.manifest.plan import ManifestPlan, ManifestSpec, Shard, plan_manifest
-from prefect_flux_erase.results.assemble import committed_shards
+from prefect_flux_erase.results.assemble import PartFooter, part_footers
+from prefect_flux_erase.results.outcome_codes import retry_codes
 from prefect_flux_erase.run.spec import RunSpec
 from prefect_flux_erase.shards.job import ShardJob, compute_run_key
 
@@ -126,6 +131,8 @@ def build_job(spec: RunSpec) -> ShardJob:
         poll_policy=spec.poll_policy,
         retry_policy=spec.retry_policy,
         local_engine=spec.local_engine,
+        retry_failed=retry_codes(spec.retry_failed),
+        max_shards_in_flight=spec.max_shards_in_flight,
     )
 
 
@@ -148,14 +155,29 @@ def plan_run(spec: RunSpec) -> RunPlan:
     plan = mark_duplicate_keys(
         job.manifest, plan_manifest(job.manifest, shard_size=spec.shard_size)
     )
-    committed = committed_shards(spec.output, job.run_key, spec.out_storage_options)
-    todo = [s for s in plan.shards if s.index not in committed]
+    footers = part_footers(spec.output, job.run_key, spec.out_storage_options)
+    todo = [s for s in plan.shards if _has_work(job, s, footers.get(s.index))]
     run = RunPlan(spec=spec, job=job, plan=plan, todo=todo)
     if spec.backend == "runware" and todo:
         from prefect_flux_erase.run.estimate import plan_costs
 
         run = plan_costs(run)
     return run
+
+
+def _has_work(job: ShardJob, shard: Shard, footer: PartFooter | None) -> bool:
+    """Whether a shard runs: not committed yet, or a row of its part is one to run again."""
+    if footer is None or footer.needs_rerun(job.retry_failed):
+        return True
+    if not footer.inputs:
+        return False
+    # Rows that failed for good: did their inputs change since? (Their metadata, not bytes.)
+    from prefect_flux_erase.manifest.plan import read_shard
+    from prefect_flux_erase.shards.reruns import changed_rows
+    from prefect_flux_erase.shards.rows import ticket_for
+
+    rows = [ticket_for(r, job) for r in read_shard(job.manifest, shard)]
+    return bool(changed_rows([t for t in rows if t.row_index in footer.inputs], footer.inputs, job))
 
 
 def shard_to_dict(shard: Shard) -> dict[str, Any]:

@@ -10,7 +10,7 @@ with the same message. The message names the Python parameter; each error carrie
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -79,6 +79,10 @@ class RunSpec:
         local_engine: Engine of the ``local`` backend.
         poll_policy: ``getResponse`` cadence (the client's default when ``None``).
         retry_policy: Backoff of the client's per-request retries (its default when ``None``).
+        retry_failed: Rows that failed with a *final* code (see
+            :mod:`~prefect_flux_erase.results.outcome_codes`) that this run tries again:
+            ``True`` for every failed row, or the codes to retry (``["uploadFailed"]``).
+            Retryable rows are tried again anyway, and final rows whose inputs changed too.
 
     Example:
         >>> spec = RunSpec("m.parquet", "out/", shard_size=50).check()
@@ -114,6 +118,7 @@ class RunSpec:
     dedupe: bool = True
     upload_inputs: bool = False
     verify_estimate: bool = False
+    retry_failed: bool | Iterable[str] = False
 
     def __repr__(self) -> str:
         # Short and secret-free (the config's key is a SecretStr anyway).
@@ -183,9 +188,19 @@ class RunSpec:
                 parameter="local_engine",
             )
         money = self._check_money()
+        retry = self.retry_failed
+        if not isinstance(retry, bool):
+            codes = [retry] if isinstance(retry, str) else list(retry)
+            if not all(isinstance(c, str) and c.strip() for c in codes):
+                raise RunConfigError(
+                    "retry_failed must be True, False or a list of error codes (e.g. "
+                    f"['uploadFailed']); got {retry!r}",
+                    parameter="retry_failed",
+                )
+            retry = tuple(c.strip() for c in codes)
         output = self.output.rstrip("/") or self.output
         runware = self.resolved_runware(require_key=require_key)
-        return replace(self, output=output, runware=runware, **money)
+        return replace(self, output=output, runware=runware, retry_failed=retry, **money)
 
     def _check_money(self) -> dict[str, Any]:
         """Check the cost options (cap, cache, remote inputs); return them normalised."""

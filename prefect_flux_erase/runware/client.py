@@ -36,6 +36,7 @@ from prefect_flux_erase.runware.errors import (
     TransientError,
     TransportError,
 )
+from prefect_flux_erase.runware.health import ApiHealth
 from prefect_flux_erase.runware.ids import task_uuid as derive_task_uuid
 from prefect_flux_erase.runware.limiter import AdaptiveLimiter
 from prefect_flux_erase.runware.media import decode_inline, to_data_uri
@@ -75,6 +76,10 @@ class RunwareClient:
         transport: An httpx transport (only to inject faults no real server can produce).
         max_tasks_per_request: Tasks per POST for submissions and polls.
         on_retry: Called with each :class:`RetryEvent` the client schedules.
+        limiter: An in-flight limiter to share with other clients (one per run and process
+            in the pipeline); default: one of its own, ``max_connections`` wide.
+        health: Reachability and stop switch shared with the run's other clients
+            (:class:`~prefect_flux_erase.runware.health.ApiHealth`); default: none.
 
     Example:
         >>> client = RunwareClient("rk-example", base_url="http://127.0.0.1:9/v1")
@@ -96,6 +101,8 @@ class RunwareClient:
         transport: httpx.AsyncBaseTransport | None = None,
         max_tasks_per_request: int = 32,
         on_retry: Callable[[RetryEvent], None] | None = None,
+        limiter: AdaptiveLimiter | None = None,
+        health: ApiHealth | None = None,
     ) -> None:
         key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
         if not key.get_secret_value():
@@ -107,7 +114,8 @@ class RunwareClient:
         self.poll_policy = poll_policy or PollPolicy()
         self.max_tasks_per_request = max_tasks_per_request
         self.stats = ClientStats()
-        self.limiter = AdaptiveLimiter(max_connections)
+        self.limiter = limiter or AdaptiveLimiter(max_connections)
+        self.health = health
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self._transport = ApiTransport(
             key,
@@ -119,6 +127,7 @@ class RunwareClient:
             max_connections=max_connections,
             transport=transport,
             on_retry=on_retry,
+            health=health,
         )
 
     def __repr__(self) -> str:
@@ -216,9 +225,11 @@ class RunwareClient:
         for rounds, wait in enumerate(policy.delays()):
             pending = [t for t in trackers.values() if not t.finished]
             remaining = deadline - loop.time()
-            if not pending or (rounds and remaining <= 0):
+            if not pending or (rounds and remaining <= 0) or self._transport.halted:
+                break  # (a halted run leaves its unfinished tasks for a rerun to collect)
+            await self._transport._sleep(max(0.0, min(wait, remaining)))
+            if self._transport.halted:
                 break
-            await asyncio.sleep(max(0.0, min(wait, remaining)))
             batches = [pending[i : i + size] for i in range(0, len(pending), size)]
             await asyncio.gather(
                 *(

@@ -9,6 +9,11 @@ A burst of 429s from requests sent under the same window counts as one congestio
 slot remembers the *epoch* it was granted in, and only a signal from the current epoch shrinks
 the window (otherwise 64 concurrent 429s would collapse a window of 64 down to 1).
 
+One limiter may be shared by clients on several threads, each with its own event loop (the
+pipeline shares one per run and process, so that a 429 seen by one shard holds the window for
+the next shard too): its state is guarded by a lock, and a slot freed on one thread is handed
+to a waiter on another through that waiter's own loop.
+
 Example:
     >>> import asyncio
     >>> async def demo() -> tuple[int, int]:
@@ -23,9 +28,10 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import deque
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 
@@ -67,7 +73,7 @@ class Slot:
 
 
 class AdaptiveLimiter:
-    """At most :attr:`window` requests in flight; the window adapts by AIMD.
+    """At most :attr:`window` requests in flight; the window adapts by AIMD. Thread-safe.
 
     Args:
         limit: Largest window (and the starting one), e.g. the connection pool size.
@@ -100,7 +106,8 @@ class AdaptiveLimiter:
         self._window = float(limit)
         self._in_flight = 0
         self._epoch = 0
-        self._waiters: deque[asyncio.Future[int]] = deque()
+        self._lock = threading.Lock()
+        self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[int]]] = deque()
         #: How many times the window was shrunk (for observability).
         self.decreases = 0
 
@@ -137,20 +144,24 @@ class AdaptiveLimiter:
                 limiter.release(epoch, "success" if response.is_success else "neutral")
             ```
         """
-        if self._in_flight < self.window and not self._waiters:
-            self._in_flight += 1
-            return self._epoch
-        waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._in_flight < self.window and not self._waiters:
+                self._in_flight += 1
+                return self._epoch
+            waiter: asyncio.Future[int] = loop.create_future()
+            entry = (loop, waiter)
+            self._waiters.append(entry)
         try:
             return await waiter
         except asyncio.CancelledError:
+            with self._lock:
+                if entry in self._waiters:
+                    self._waiters.remove(entry)  # never granted: nothing to give back
+                    raise
             if waiter.done() and not waiter.cancelled():
-                # Granted just as we were cancelled: hand the slot on.
-                self._in_flight -= 1
-                self._wake()
-            else:
-                self._remove(waiter)
+                self.release(waiter.result())  # granted just as we were cancelled: hand it on
+            # Otherwise the grant is on its way to this loop; _grant gives the slot back.
             raise
 
     def release(self, epoch: int, outcome: str = "neutral") -> None:
@@ -162,15 +173,16 @@ class AdaptiveLimiter:
             >>> limiter.release(asyncio.run(limiter.acquire()), "rate_limited"); limiter.window
             5
         """
-        self._in_flight -= 1
-        if outcome == "rate_limited":
-            if epoch == self._epoch:
-                self._window = max(float(self.min_limit), self._window * self._decrease)
-                self._epoch += 1
-                self.decreases += 1
-        elif outcome == "success":
-            self._window = min(float(self.limit), self._window + self._increase / self._window)
-        self._wake()
+        with self._lock:
+            self._in_flight -= 1
+            if outcome == "rate_limited":
+                if epoch == self._epoch:
+                    self._window = max(float(self.min_limit), self._window * self._decrease)
+                    self._epoch += 1
+                    self.decreases += 1
+            elif outcome == "success":
+                self._window = min(float(self.limit), self._window + self._increase / self._window)
+            self._wake()
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[Slot]:
@@ -189,13 +201,21 @@ class AdaptiveLimiter:
         finally:
             self.release(slot.epoch, slot.outcome)
 
-    def _remove(self, waiter: asyncio.Future[int]) -> None:
-        with suppress(ValueError):
-            self._waiters.remove(waiter)
-
     def _wake(self) -> None:
+        # Called with the lock held: grant free slots to waiters, first come first served.
         while self._waiters and self._in_flight < self.window:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                self._in_flight += 1
-                waiter.set_result(self._epoch)
+            loop, waiter = self._waiters.popleft()
+            if waiter.done():
+                continue
+            self._in_flight += 1
+            try:
+                loop.call_soon_threadsafe(self._grant, waiter, self._epoch)
+            except RuntimeError:  # that waiter's loop has closed: it will never take the slot
+                self._in_flight -= 1
+
+    def _grant(self, waiter: asyncio.Future[int], epoch: int) -> None:
+        # Runs on the waiter's own loop.
+        if waiter.done():  # cancelled meanwhile: the slot goes to the next waiter
+            self.release(epoch)
+        else:
+            waiter.set_result(epoch)

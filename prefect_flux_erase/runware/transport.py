@@ -41,6 +41,7 @@ from prefect_flux_erase.runware.errors import (
     classify,
     error_from_object,
 )
+from prefect_flux_erase.runware.health import ApiHealth
 from prefect_flux_erase.runware.limiter import AdaptiveLimiter
 from prefect_flux_erase.runware.redaction import install_log_redaction, redact_text, redact_url
 from prefect_flux_erase.runware.responses import ErrorObject, Reply, parse_reply
@@ -49,6 +50,15 @@ from prefect_flux_erase.runware.tls import shared_ssl_context
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+#: httpx faults that mean no connection to the API at all (as opposed to a slow answer).
+_NO_CONNECTION = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,
+)
 
 
 @dataclass
@@ -116,6 +126,7 @@ class ApiTransport:
         max_connections: int,
         transport: httpx.AsyncBaseTransport | None = None,
         on_retry: Callable[[RetryEvent], None] | None = None,
+        health: ApiHealth | None = None,
     ) -> None:
         install_log_redaction()
         self.url = base_url
@@ -123,6 +134,8 @@ class ApiTransport:
         self.policy = retry_policy
         self.limiter = limiter
         self.stats = stats
+        #: Reachability shared by the run's clients, and their stop switch (see health.py).
+        self.health = health
         self._on_retry = on_retry
         self._secret = api_key.get_secret_value()
         # The key travels only in this header, and only on API requests (never to output hosts).
@@ -222,6 +235,10 @@ class ApiTransport:
         """
         body = orjson.dumps(list(payload))
         uuids = frozenset(task_uuids)
+        if self.halted:
+            # The run stopped: nothing more goes to the API (the rows stay for a rerun).
+            stopped = TransportError("the run stopped before this request", code="notAttempted")
+            return Exchange(None, Reply(), 0, error=stopped, task_uuids=uuids)
         try:
             exchange, requests = await self._retrying(
                 lambda: self._post_once(body, uuids, request_timeout, headers), deadline=deadline
@@ -249,6 +266,7 @@ class ApiTransport:
                     timeout=self._timeout_for(request_timeout),
                 ),
                 describe=f"POST {len(uuids)} task(s)",
+                api=True,
             )
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             exchange = Exchange(
@@ -390,7 +408,9 @@ class ApiTransport:
         connect = self.timeout.connect
         return httpx.Timeout(seconds, connect=min(connect, seconds) if connect else seconds)
 
-    async def _send(self, request: Awaitable[httpx.Response], *, describe: str) -> httpx.Response:
+    async def _send(
+        self, request: Awaitable[httpx.Response], *, describe: str, api: bool = False
+    ) -> httpx.Response:
         self.stats.requests += 1
         try:
             response = await request
@@ -403,6 +423,8 @@ class ApiTransport:
             self.stats.statuses["transport"] += 1
             timed_out = isinstance(exc, httpx.TimeoutException)
             detail = self.redact(str(exc)) or "no detail"
+            if api and self.health is not None and isinstance(exc, _NO_CONNECTION):
+                self.health.unreachable(self.url, f"{type(exc).__name__}: {detail}")
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug("%s: %s (%s)", describe, type(exc).__name__, detail)
             # `from None`: the httpx exception holds the request, and so the Authorization header.
@@ -411,6 +433,8 @@ class ApiTransport:
                 code="requestTimeout" if timed_out else "connectionError",
             ) from None
         self.stats.statuses[response.status_code] += 1
+        if api and self.health is not None:
+            self.health.answered()
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s -> HTTP %d", describe, response.status_code)
         return response
@@ -425,7 +449,19 @@ class ApiTransport:
         """
         delay = self.policy.delay(attempt, error.retry_after)
         self._record_retry(attempt, delay, error)
-        await asyncio.sleep(delay)
+        await self._sleep(delay)
+
+    async def _sleep(self, seconds: float) -> None:
+        # A stopping run's clients wake at once instead of waiting out a long backoff.
+        if self.health is None:
+            await asyncio.sleep(seconds)
+        else:
+            await self.health.pause(seconds)
+
+    @property
+    def halted(self) -> bool:
+        """Whether the run these requests belong to has stopped them (see health.py)."""
+        return self.health is not None and self.health.halted
 
     def _record_retry(self, attempt: int, delay: float, error: RunwareError) -> None:
         event = RetryEvent(attempt, delay, error.retry_after, error.code, error.http_status)
@@ -451,10 +487,14 @@ class ApiTransport:
                 return await once(), attempt + 1
             except TransientError as err:
                 delay = self.policy.delay(attempt, err.retry_after)
-                if attempt >= self.policy.max_retries or (
-                    deadline is not None and loop.time() + delay > deadline
+                if (
+                    attempt >= self.policy.max_retries
+                    or (deadline is not None and loop.time() + delay > deadline)
+                    or self.halted
                 ):
                     raise _Exhausted(err, attempt + 1) from None
                 self._record_retry(attempt, delay, err)
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
+                if self.halted:  # the run stopped during the wait: leave the row to a rerun
+                    raise _Exhausted(err, attempt + 1) from None
                 attempt += 1

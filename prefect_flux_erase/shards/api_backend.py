@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from prefect_flux_erase.runware.task_outcome import TaskOutcome
     from prefect_flux_erase.shards.job import ShardJob
     from prefect_flux_erase.shards.local_backend import LocalBackend
+    from prefect_flux_erase.shards.run_control import RunControl
 
 #: Polling of a shard: one getResponse request carries up to 32 tasks, so polling a whole
 #: shard early and often is cheap, and a finished row should not wait a second to be seen.
@@ -112,10 +113,33 @@ class ShardBackend(Protocol):
         ...
 
 
-def _abort_if_run_wide(error: RunwareError, secret: str | None) -> None:
-    if isinstance(error, AuthenticationError | InsufficientCreditsError):
-        code = error.code or type(error).__name__
-        raise RunAborted(f"{code}: {redact_text(error.message, [secret])}", code=code)
+#: What to do about each run-wide refusal: the message's advice (the API's text precedes it).
+_RUN_WIDE_ADVICE = {
+    "invalidApiKey": "check the API key (RUNWARE_API_KEY, or the credentials given to the run)",
+    "insufficientCredits": "top up the account's credits",
+}
+
+
+def run_wide_fault(error: RunwareError | None, secret: str | None) -> RunAborted | None:
+    """The run-level fault an API error is (a rejected key, no credits), or ``None`` for an
+    error that concerns one row only.
+
+    Example:
+        >>> from prefect_flux_erase.runware.errors import AuthenticationError
+        >>> run_wide_fault(AuthenticationError("Invalid API key.", code="invalidApiKey"),
+        ...                None).code
+        'invalidApiKey'
+    """
+    if not isinstance(error, AuthenticationError | InsufficientCreditsError):
+        return None
+    code = error.code or (
+        "invalidApiKey" if isinstance(error, AuthenticationError) else "insufficientCredits"
+    )
+    advice = _RUN_WIDE_ADVICE.get(code, "fix the account")
+    text = redact_text(error.message, [secret]).rstrip(".")
+    return RunAborted(
+        f"{code}: {text}: {advice}, then run again with the same arguments to resume", code=code
+    )
 
 
 class RunwareBackend:
@@ -134,20 +158,31 @@ class RunwareBackend:
     keep_decoded = False
 
     def __init__(self, job: ShardJob, client: RunwareClient | None = None) -> None:
+        from prefect_flux_erase.shards.run_control import control_for
+
         self.job = job
         # Async delivery unless the settings ask for sync: an ack comes back at once and the
         # shard's other rows keep the in-flight window busy while the model works.
         self.delivery: str | None = job.options.delivery_method or "async"
         config = job.runware or RunwareConfig()
         self._secret = config.api_key.get_secret_value() if config.api_key is not None else None
-        options: dict[str, Any] = {
-            "max_connections": job.concurrency,
-            "poll_policy": job.poll_policy or PIPELINE_POLL_POLICY,
-        }
-        if job.retry_policy is not None:
-            options["retry_policy"] = job.retry_policy
-        self._client = client or config.open_client(**options)
-        self._owns_client = client is None
+        # Every client of the run shares its stop switch, its view of the API's health and
+        # one in-flight window (sized for the shards the run keeps at the API and uploading).
+        self._control: RunControl = control_for(job.run_key)
+        if client is None:
+            options: dict[str, Any] = {
+                "max_connections": job.concurrency,
+                "poll_policy": job.poll_policy or PIPELINE_POLL_POLICY,
+                "limiter": self._control.limiter(2 * job.concurrency * job.max_shards_in_flight),
+                "health": self._control.health,
+            }
+            if job.retry_policy is not None:
+                options["retry_policy"] = job.retry_policy
+            client = config.open_client(**options)
+            self._owns_client = True
+        else:
+            self._owns_client = False
+        self._client = client
 
     async def __aenter__(self) -> RunwareBackend:
         if self._owns_client:
@@ -167,14 +202,26 @@ class RunwareBackend:
         now = time.time()
         if outcome.state == "done":
             refs = []
-            for k, item in enumerate(outcome.results):
-                refs.append(await self._ref(ticket, k, item, store))
+            try:
+                for k, item in enumerate(outcome.results):
+                    refs.append(await self._ref(ticket, k, item, store))
+            except OSError as exc:
+                # The result exists (and is paid for) but could not be stored: a rerun fetches
+                # it again by this task UUID; a new attempt here would be charged again.
+                problem = redact_text(f"{type(exc).__name__}: {exc}")
+                return ticket.failed(
+                    "outputWriteFailed",
+                    f"could not write the result: {problem}; fix the output location or its "
+                    "storage_options, then run again to fetch it (it is not charged again)",
+                )
             return replace(ticket, state="done", results=tuple(refs), finished=now)
         if outcome.state in ("accepted", "conflict"):
             return replace(
                 ticket, state="accepted", resumed=ticket.resumed or outcome.state == "conflict"
             )
         error = outcome.error
+        if outcome.state == "timeout" and self._control.halted:
+            return ticket  # the run stopped polling: still running, a rerun collects it
         if outcome.state == "timeout":
             return ticket.failed(
                 "pollTimeout",
@@ -183,7 +230,11 @@ class RunwareBackend:
             )
         if error is None:  # a failed outcome without an error object: keep the row, say so
             return ticket.failed("unknownError", "the API reported a failure without details")
-        _abort_if_run_wide(error, self._secret)
+        fault = run_wide_fault(error, self._secret)
+        if fault is not None:
+            # Not this row's fault: the run stops, and the row waits for a rerun as it was.
+            self._control.stop(fault)
+            return ticket
         message = redact_text(error.message, [self._secret])
         if error.parameter:
             message = f"{message} (parameter {error.parameter})"
@@ -215,10 +266,20 @@ class RunwareBackend:
         if item.image_url or ticket.upload_url:
             # A URL is fetched by the upload stage; with uploadEndpoint the bytes are already
             # at the user's presigned target.
-            return ResultRef(image_uuid=item.image_uuid, url=item.image_url, cost=item.cost)
+            return ResultRef(
+                image_uuid=item.image_uuid,
+                url=item.image_url,
+                cost=item.cost,
+                seed=item.seed,
+                nsfw=item.nsfw_content,
+            )
         data = await self._client.fetch_output(item)
         return ResultRef(
-            image_uuid=item.image_uuid, written_uri=await store(ticket, k, data), cost=item.cost
+            image_uuid=item.image_uuid,
+            written_uri=await store(ticket, k, data),
+            cost=item.cost,
+            seed=item.seed,
+            nsfw=item.nsfw_content,
         )
 
     async def submit(self, prepared: Sequence[PreparedRow], store: Store) -> list[RowTicket]:
@@ -238,6 +299,12 @@ class RunwareBackend:
                 submits=p.ticket.submits + 1,
             )
             outcome = outcomes.get(p.task.task_uuid)
+            if outcome is not None and run_wide_fault(outcome.error, self._secret) is not None:
+                # Refused for the whole account (key, credits): the task was not created, so
+                # the row was not attempted. The run stops; a rerun sends it.
+                await self._settle(ticket, outcome, store)
+                tickets.append(p.ticket)
+                continue
             if outcome is None:
                 tickets.append(
                     replace(

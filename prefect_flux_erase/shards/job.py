@@ -65,6 +65,12 @@ class ShardJob:
             (:mod:`~prefect_flux_erase.shards.api_slots`); ``None`` (the default) for no
             gate. The flow sets it.
         slots_key: Names the run's slots (one flow run, one key).
+        retry_failed: Codes of failed rows that a rerun tries again although they are final
+            (``{"*"}``: every failed row; see
+            :mod:`~prefect_flux_erase.results.outcome_codes`). Retryable rows are always
+            tried again.
+        max_shards_in_flight: Shards of the run at the API at once: the run's shared
+            in-flight window is sized for them.
 
     Example:
         >>> from prefect_flux_erase.runware.options import EraseOptions
@@ -99,6 +105,8 @@ class ShardJob:
     cache: str | None = None
     cache_storage_options: Mapping[str, Any] | None = None
     upload_inputs: bool = False
+    retry_failed: frozenset[str] = frozenset()
+    max_shards_in_flight: int = 4
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:

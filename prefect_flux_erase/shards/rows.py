@@ -55,15 +55,19 @@ if TYPE_CHECKING:
     from prefect_flux_erase.runware.models import ImageInferenceTask
     from prefect_flux_erase.shards.job import ShardJob
 
-TicketState = Literal["pending", "accepted", "done", "failed"]
+#: ``kept``: an earlier run's outcome of the row stands (a rerun leaves a final or succeeded
+#: row alone); the ticket carries it as ``prior``.
+TicketState = Literal["pending", "accepted", "done", "failed", "kept"]
 
 
 @dataclass(frozen=True)
 class ResultRef:
     """Where one result of a row is: a URL to fetch, an object already written, or a PUT target.
 
+    ``seed`` and ``nsfw`` are the result's ``seed`` and ``NSFWContent`` when the API sent them.
+
     Example:
-        >>> ResultRef(image_uuid="i", url="https://x/i.jpg", cost=0.03).url
+        >>> ResultRef(image_uuid="i", url="https://x/i.jpg", cost=0.03, seed=7).url
         'https://x/i.jpg'
     """
 
@@ -71,6 +75,8 @@ class ResultRef:
     url: str | None = None
     written_uri: str | None = None
     cost: float | None = None
+    seed: int | None = None
+    nsfw: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,14 @@ class RowTicket:
     #: ``imageUpload`` UUIDs of the row's inputs, once uploaded (reused by later attempts).
     image_ref: str | None = None
     mask_ref: str | None = None
+    #: Attempts spent by earlier runs of the same run key: this run may use ``max_attempts``
+    #: more (a rerun of a row that used them all still gets its retries).
+    base_attempt: int = 0
+    #: The earlier run's outcome of a ``kept`` row, written to the results unchanged.
+    prior: RowOutcome | None = None
+    #: What the row's inputs looked like when it failed for good (shards/reruns.py), so
+    #: that a rerun can tell whether they were fixed since.
+    fingerprint: str | None = None
 
     def next_attempt(self) -> RowTicket:
         """The same row, moved to a fresh attempt (new taskUUID) after a definite failure."""
@@ -148,6 +162,8 @@ class RowTicket:
             ...     "inputNotFound", "a does not exist").to_outcome().error_code
             'inputNotFound'
         """
+        if self.state == "kept" and self.prior is not None:
+            return self.prior
         succeeded = self.state == "done"
         costs = [r.cost for r in self.results if r.cost is not None]
         if self.cached or self.shared_with is not None:
@@ -174,7 +190,20 @@ class RowTicket:
             resumed=self.resumed and self.shared_with is None,
             shared_with=self.shared_with,
             cached=self.cached and succeeded,
+            seed=[r.seed for r in self.results] if succeeded else [],
+            nsfw_content=[r.nsfw for r in self.results] if succeeded else [],
         )
+
+    def kept(self, prior: RowOutcome) -> RowTicket:
+        """This row, settled by an earlier run: ``prior`` is its outcome in the results.
+
+        Example:
+            >>> prior = RowOutcome(row_key="k", row_index=3, status="succeeded")
+            >>> t = RowTicket(row_index=3, row_key="k", image_uri="a", mask_uri="b").kept(prior)
+            >>> t.state, t.to_outcome() is prior
+            ('kept', True)
+        """
+        return replace(self, state="kept", prior=prior)
 
 
 class RowTickets(Sequence[RowTicket]):
@@ -485,6 +514,16 @@ async def prepare_rows(
 _POOL_THREADS = min(32, (os.cpu_count() or 1) + 4)
 
 
+def _invalid(ticket: RowTicket, job: ShardJob, code: str, message: str) -> RowTicket:
+    """The row failed validation: note what its inputs look like now, so that a rerun runs it
+    again once they are fixed (read right after they were found wanting)."""
+    from prefect_flux_erase.results.outcome_codes import is_final
+    from prefect_flux_erase.shards.reruns import row_fingerprint
+
+    failed = ticket.failed(code, message)
+    return replace(failed, fingerprint=row_fingerprint(ticket, job)) if is_final(code) else failed
+
+
 def _prepare(
     ticket: RowTicket, job: ShardJob, delivery: str | None, keep_decoded: bool
 ) -> PreparedRow | RowTicket:
@@ -500,11 +539,11 @@ def _prepare(
     try:
         return prepare_checked(ticket, job, delivery=delivery, keep_decoded=keep_decoded)
     except InputReadError as exc:
-        return ticket.failed(exc.code, exc.message)
+        return _invalid(ticket, job, exc.code, exc.message)
     except ImageInputError as exc:
-        return ticket.failed(exc.code, exc.message)
+        return _invalid(ticket, job, exc.code, exc.message)
     except InvalidOptionError as exc:
-        return ticket.failed(exc.code or "invalidOption", redact_url(exc.message))
+        return _invalid(ticket, job, exc.code or "invalidOption", redact_url(exc.message))
 
 
 def prepare_checked(

@@ -25,16 +25,19 @@ import contextlib
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
+from prefect_flux_erase.results.outcome_codes import is_final
 from prefect_flux_erase.runware.errors import RunwareError
 from prefect_flux_erase.runware.media import ext_for_format
 from prefect_flux_erase.runware.redaction import redact_text, redact_url
-from prefect_flux_erase.shards.api_backend import RunwareBackend, Store, open_backend
+from prefect_flux_erase.shards.api_backend import RunAborted, RunwareBackend, Store, open_backend
 from prefect_flux_erase.shards.api_slots import ApiSlots, slots_for
 from prefect_flux_erase.shards.cache_writes import CacheWriter
 from prefect_flux_erase.shards.dedupe import mark_planned, submit_unique
 from prefect_flux_erase.shards.local_backend import LocalBackend
+from prefect_flux_erase.shards.reruns import fingerprints, resume_tickets
 from prefect_flux_erase.shards.rows import (
     PreparedRow,
     RowTicket,
@@ -42,6 +45,7 @@ from prefect_flux_erase.shards.rows import (
     prepare_rows,
     ticket_for,
 )
+from prefect_flux_erase.shards.run_control import RunControl, control_for
 from prefect_flux_erase.storage.files import (
     InputReadError,
     is_within,
@@ -91,6 +95,10 @@ class ShardTickets:
 class ShardReport:
     """What one committed shard contributed: counts, spend and the part written.
 
+    ``unfinished`` counts the rows the run stopped before they ended (``notAttempted``,
+    ``notFinished``): a rerun runs them. ``stop`` is why the run stopped, when it stopped
+    while this shard ran (a run-level fault, an interruption): no new shard should start.
+
     Example:
         >>> ShardReport(shard_index=0, rows=3, succeeded=2, failed=1).failed
         1
@@ -104,6 +112,8 @@ class ShardReport:
     cost: float = 0.0
     part_uri: str | None = None
     error_counts: dict[str, int] = field(default_factory=dict)
+    unfinished: int = 0
+    stop: RunAborted | None = None
 
 
 def output_uri(job: ShardJob, row_key: str, k: int) -> str:
@@ -171,27 +181,36 @@ async def _send(
     """Validate and submit tickets one window at a time; order is kept.
 
     ``before_submit`` is awaited once, after the first window is validated and before its
-    request (where a shard waits for an API slot).
+    request (where a shard waits for an API slot). Once the run is stopping, no window is
+    sent: its rows come back as they were (a rerun sends them).
     """
     gate = [before_submit] if before_submit is not None else []
+    control = control_for(job.run_key)
 
     async def window(batch: Sequence[RowTicket]) -> list[RowTicket]:
+        if control.stop_requested:
+            return list(batch)
         prepared = await prepare_rows(
             batch, job, delivery=backend.delivery, keep_decoded=backend.keep_decoded
         )
         if gate and any(isinstance(p, PreparedRow) for p in prepared):
             await gate.pop()()
         # The inputs of this window are released here, before the next window is read.
-        return await _submit_prepared(backend, prepared, store)
+        return await _submit_prepared(backend, prepared, store, control)
 
     return await _windows(tickets, job.concurrency, window)
 
 
 async def _submit_prepared(
-    backend: Backend, prepared: Sequence[PreparedRow | RowTicket], store: Store
+    backend: Backend,
+    prepared: Sequence[PreparedRow | RowTicket],
+    store: Store,
+    control: RunControl,
 ) -> list[RowTicket]:
     """Submit the valid rows of ``prepared``; one ticket per row, in order (invalid rows as
-    validation failed them)."""
+    validation failed them; valid ones unsent if the run is stopping)."""
+    if control.stop_requested:
+        return [p.ticket if isinstance(p, PreparedRow) else p for p in prepared]
     ready = [p for p in prepared if isinstance(p, PreparedRow)]
     try:
         sent = iter(await submit_unique(backend, ready, store))
@@ -234,6 +253,9 @@ async def submit_shard(job: ShardJob, shard: Shard, backend: Backend | None = No
     from prefect_flux_erase.manifest.plan import read_shard
 
     tickets = [ticket_for(row, job) for row in read_shard(job.manifest, shard)]
+    # What an earlier run of this run key committed: settled rows are kept, the others set
+    # up to be collected, fetched again or sent again (shards/reruns.py).
+    tickets = await asyncio.to_thread(resume_tickets, job, shard, tickets)
     if shard.duplicates:
         tickets = _fail_duplicates(tickets, dict(shard.duplicates))
     tickets = mark_planned(tickets, shard)
@@ -289,18 +311,21 @@ def _needs_resend(ticket: RowTicket, job: ShardJob) -> RowTicket | None:
         if ticket.submits < MAX_RESUBMITS:
             return ticket  # same attempt, same taskUUID: unanswered before, maybe accepted
         return None
-    if ticket.state == "failed" and ticket.retryable and ticket.attempt < job.max_attempts:
+    # max_attempts counts this run's attempts: a rerun gets its own (see RowTicket.base_attempt).
+    used = ticket.attempt - ticket.base_attempt
+    if ticket.state == "failed" and ticket.retryable and used < job.max_attempts:
         return ticket.next_attempt()
     return None
 
 
-def _give_up(ticket: RowTicket) -> RowTicket:
-    if ticket.state != "pending":
-        return ticket
+def _give_up(ticket: RowTicket, control: RunControl) -> RowTicket:
+    if ticket.state != "pending" or control.stop_requested:
+        return ticket  # a stopping run leaves it pending: it is committed as unfinished
     return ticket.failed(
         ticket.error_code or "unanswered",
         f"no answer from the API after {ticket.submits} submissions "
-        f"({ticket.error_message or 'no reply'}); rerun the flow to try again",
+        f"({ticket.error_message or 'no reply'}); run again with the same arguments to try "
+        "again (a task that did run is collected, not charged twice)",
     )
 
 
@@ -320,7 +345,7 @@ async def poll_shard(
     """
     slots = _slots(job)
     try:
-        return await _poll(job, submitted, backend)
+        return await _poll(job, submitted, backend, control_for(job.run_key))
     finally:
         if slots is not None:  # answered (or given up): the next shard may go
             slots.release(submitted.shard.index)
@@ -330,7 +355,9 @@ def _unsent(ticket: RowTicket) -> bool:
     return ticket.state == "pending" and ticket.submits == 0
 
 
-async def _poll(job: ShardJob, submitted: ShardTickets, backend: Backend | None) -> ShardTickets:
+async def _poll(
+    job: ShardJob, submitted: ShardTickets, backend: Backend | None, control: RunControl
+) -> ShardTickets:
     tickets = list(submitted.tickets)
     store = make_store(job)
     settings = job.options
@@ -338,7 +365,7 @@ async def _poll(job: ShardJob, submitted: ShardTickets, backend: Backend | None)
     async with _backend(job, backend) as active:
         queue = deque(i for i, t in enumerate(tickets) if _unsent(t))
         if queue:
-            await _slide(job, active, tickets, queue, store)
+            await _slide(job, active, tickets, queue, store, control)
         while True:
             accepted = [i for i, t in enumerate(tickets) if t.state == "accepted"]
             if accepted:
@@ -352,6 +379,8 @@ async def _poll(job: ShardJob, submitted: ShardTickets, backend: Backend | None)
                 polled = await _windows(accepted, size, poll_window)
                 for i, ticket in zip(accepted, polled, strict=True):
                     tickets[i] = ticket
+            if control.stop_requested:
+                break  # nothing new goes out; what is still running is left for a rerun
             resend = {i: r for i, t in enumerate(tickets) if (r := _needs_resend(t, job))}
             if not resend:
                 break
@@ -359,7 +388,7 @@ async def _poll(job: ShardJob, submitted: ShardTickets, backend: Backend | None)
             sent = await _send(job, active, [resend[i] for i in order], store)
             for i, ticket in zip(order, sent, strict=True):
                 tickets[i] = ticket
-    return ShardTickets(submitted.shard, RowTickets(_give_up(t) for t in tickets))
+    return ShardTickets(submitted.shard, RowTickets(_give_up(t, control) for t in tickets))
 
 
 #: Groups of a shard's window that take turns at the API: while one group's rows are in
@@ -369,7 +398,12 @@ LANES = 2
 
 
 async def _slide(
-    job: ShardJob, active: Backend, tickets: list[RowTicket], queue: deque[int], store: Store
+    job: ShardJob,
+    active: Backend,
+    tickets: list[RowTicket],
+    queue: deque[int],
+    store: Store,
+    control: RunControl,
 ) -> None:
     """Keep at most ``job.concurrency`` rows at the API until ``queue`` (unsent rows) is empty.
 
@@ -384,7 +418,9 @@ async def _slide(
 
     async def lane(current: list[int]) -> None:
         while True:
-            upcoming = [queue.popleft() for _ in range(min(size, len(queue)))]
+            # A stopping run takes no new rows: the lane only sees its rows in flight out.
+            take = 0 if control.stop_requested else min(size, len(queue))
+            upcoming = [queue.popleft() for _ in range(take)]
             ahead = (
                 asyncio.ensure_future(
                     prepare_rows(
@@ -408,7 +444,7 @@ async def _slide(
                 raise
             if ahead is None:
                 return
-            sent = await _submit_prepared(active, await ahead, store)
+            sent = await _submit_prepared(active, await ahead, store, control)
             for i, ticket in zip(upcoming, sent, strict=True):
                 tickets[i] = ticket
             current = [i for i in upcoming if tickets[i].state == "accepted"]
@@ -420,9 +456,18 @@ async def _materialise(
     job: ShardJob, ticket: RowTicket, backend: Backend | None, store: Store
 ) -> tuple[RowTicket, list[str]]:
     if ticket.state != "done":
-        if ticket.state in ("pending", "accepted"):
+        if ticket.state == "pending" and ticket.submits == 0:
             ticket = ticket.failed(
-                "notFinished", "the row was still running when its shard was committed"
+                "notAttempted",
+                "the run stopped before this row was sent; run again with the same arguments "
+                "to process it",
+            )
+        elif ticket.state in ("pending", "accepted"):
+            ticket = ticket.failed(
+                "notFinished",
+                "the row was still running when its shard was committed (the run stopped); "
+                "run again with the same arguments to collect it by its task UUID (it is not "
+                "charged again)",
             )
         return ticket, []
     if ticket.upload_url:
@@ -451,11 +496,13 @@ async def _materialise(
     except UnsafeOutputPath as exc:
         return ticket.failed("unsafeOutputPath", str(exc)), []
     except RunwareError as exc:
+        # One code whatever the transfer's own fault was (it is in the message): the result
+        # exists and is paid for, and a rerun fetches it again by the row's task UUID.
         message = redact_text(exc.message)
         return ticket.failed(
-            exc.code or "downloadFailed",
-            f"could not download the result: {message}; rerun the flow to fetch it again "
-            "(it is not charged again)",
+            "downloadFailed",
+            f"could not download the result ({exc.code or 'error'}: {message}); run again "
+            "with the same arguments to fetch it (it is not charged again)",
         ), []
     except InputReadError as exc:
         return ticket.failed(
@@ -467,8 +514,8 @@ async def _materialise(
         message = redact_text(f"{type(exc).__name__}: {exc}")
         return ticket.failed(
             "outputWriteFailed",
-            f"could not write the result: {message}; check the output "
-            "location and its storage_options",
+            f"could not write the result: {message}; fix the output location or its "
+            "storage_options, then run again to fetch it (it is not charged again)",
         ), []
     return ticket, uris
 
@@ -524,23 +571,41 @@ async def upload_shard(
     outcomes = [t.to_outcome(uris) for t, uris in finished]
     manifest_rows = list(rows) if rows is not None else list(read_shard(job.manifest, polled.shard))
     _redact_signed_urls(manifest_rows)
+    # What the inputs of each row that failed for good looked like, so that a rerun runs it
+    # again once they change (taken at validation when that is where it failed).
+    final = [t for t, _ in finished if t.state == "failed" and is_final(t.error_code)]
+    seen = {t.row_index: t.fingerprint for t, _ in finished if t.fingerprint is not None}
+    missing = [t for t in final if t.row_index not in seen]
+    seen.update(await asyncio.to_thread(fingerprints, missing, job) if missing else {})
     part = await asyncio.to_thread(
-        write_part,
-        job.output,
-        polled.shard.index,
-        job.run_key,
-        manifest_rows,
-        outcomes,
-        job.output_storage_options,
+        partial(
+            write_part,
+            job.output,
+            polled.shard.index,
+            job.run_key,
+            manifest_rows,
+            outcomes,
+            job.output_storage_options,
+            fingerprints={t.row_index: seen[t.row_index] for t in final if t.row_index in seen},
+        )
     )
     failed = [o for o in outcomes if o.status != "succeeded"]
+    # Spend and recoveries of this run only: kept rows were counted by the run that did them.
+    new = [o for (t, _), o in zip(finished, outcomes, strict=True) if t.state != "kept"]
+    control = control_for(job.run_key)
     return ShardReport(
         shard_index=polled.shard.index,
         rows=len(outcomes),
         succeeded=len(outcomes) - len(failed),
         failed=len(failed),
-        resumed=sum(1 for o in outcomes if o.resumed),
-        cost=round(sum(o.cost or 0.0 for o in outcomes), 6),
+        resumed=sum(1 for o in new if o.resumed),
+        cost=round(sum(o.cost or 0.0 for o in new), 6),
         part_uri=str(part) if part is not None else None,
         error_counts=dict(Counter(o.error_code or "unknown" for o in failed)),
+        unfinished=sum(1 for o in failed if o.error_code in UNFINISHED_STOP_CODES),
+        stop=control.reason if control.stop_requested else None,
     )
+
+
+#: Codes of rows a stopped run left for a rerun (committed so that done rows stay done).
+UNFINISHED_STOP_CODES = frozenset({"notAttempted", "notFinished"})

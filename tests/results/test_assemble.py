@@ -18,9 +18,12 @@ from prefect_flux_erase.results.assemble import (
     ResultsError,
     assemble_results,
     committed_shards,
+    part_footers,
     part_uri,
+    read_part_outcomes,
     write_part,
 )
+from prefect_flux_erase.results.outcome_codes import REFETCH_CODES, RESUME_CODES
 from prefect_flux_erase.results.row_outcome import RESULT_SCHEMA, RowOutcome
 from prefect_flux_erase.results.tally import SummaryTally
 from tests.fixtures.manifests import put_parquet, sample_table
@@ -28,7 +31,7 @@ from tests.fixtures.roots import Root, root
 
 __all__ = ["root"]
 
-CODES = ("inputNotFound", "invalidMaskDimensions", "timeoutProvider")
+CODES = ("inputNotFound", "invalidMaskDimensions", "providerContentPolicyViolation")
 
 
 def outcome_for(row: ManifestRow, output: str) -> RowOutcome:
@@ -108,8 +111,10 @@ def test_committed_shards_match_the_run_key_only(root: Root) -> None:
     assert committed_shards(root.join("never-written"), "run-a", root.options) == set()
 
 
-@pytest.mark.parametrize("code", sorted(results.UNFINISHED_CODES))
-def test_a_part_with_unfinished_rows_is_not_final(root: Root, code: str) -> None:
+@pytest.mark.parametrize(
+    "code", sorted({*RESUME_CODES, *REFETCH_CODES, "timeoutProvider", "serviceUnavailable"})
+)
+def test_a_part_with_a_retryable_row_is_not_final(root: Root, code: str) -> None:
     spec, plan = make_plan(root, rows=10)
     output = root.join("out")
     rows = read_manifest_shard(spec, plan.shards[0])
@@ -122,6 +127,33 @@ def test_a_part_with_unfinished_rows_is_not_final(root: Root, code: str) -> None
     outcomes[1] = outcome_for(rows[1], output)
     write_part(output, 0, "run-u", rows, outcomes, root.options)
     assert committed_shards(output, "run-u", root.options) == {0}
+
+
+def test_a_part_with_final_rows_is_final_unless_retry_failed_names_their_code(
+    root: Root,
+) -> None:
+    spec, plan = make_plan(root, rows=10)
+    output = root.join("out")
+    rows = read_manifest_shard(spec, plan.shards[0])
+    outcomes = [outcome_for(r, output) for r in rows]
+    outcomes[1] = RowOutcome(
+        row_key=rows[1].key, row_index=rows[1].index, status="failed", error_code="emptyMask"
+    )
+    write_part(output, 0, "run-f", rows, outcomes, root.options, fingerprints={1: "fp-1"})
+
+    assert committed_shards(output, "run-f", root.options) == {0}
+    assert committed_shards(output, "run-f", root.options, retry_failed=frozenset({"*"})) == set()
+    named = frozenset({"emptyMask"})
+    assert committed_shards(output, "run-f", root.options, retry_failed=named) == set()
+    other = frozenset({"uploadFailed"})
+    assert committed_shards(output, "run-f", root.options, retry_failed=other) == {0}
+    (footer,) = part_footers(output, "run-f", root.options).values()
+    assert footer.errors["emptyMask"] == 1
+    assert footer.inputs == {1: "fp-1"}
+    found = read_part_outcomes(output, 0, "run-f", root.options)
+    assert found is not None
+    assert found[0][1] == outcomes[1]
+    assert read_part_outcomes(output, 0, "another-run", root.options) is None
 
 
 def test_a_new_run_overwrites_parts_of_another_run(root: Root) -> None:

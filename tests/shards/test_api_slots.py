@@ -94,13 +94,15 @@ def test_a_shard_waits_for_a_slot_before_its_request_and_sends_when_one_frees(
 
 
 def test_a_failed_submit_stage_gives_its_slot_back(tmp_path: Path, emu: EmulatorServer) -> None:
-    from prefect_flux_erase.shards.api_backend import RunAborted
+    from prefect_flux_erase.shards.stage_loop import run_stage
+    from prefect_flux_erase.shards.stages import submit_shard
 
     job = replace(job_over(tmp_path, 2, url=emu.url), api_slots=1, slots_key="t2")
-    emu.configure(api_keys=["rk-some-other-key"])  # the job's key is rejected: the run aborts
+    emu.configure(slow_delay=5.0)
+    emu.script_faults(["slow"])  # the stage's request outlasts its timeout: the stage fails
     try:
-        with pytest.raises(RunAborted):
-            submit_erase.fn(job, shards_of(job)[0])
+        with pytest.raises(TimeoutError):
+            run_stage(submit_shard(job, shards_of(job)[0]), timeout=0.5)
         assert slots_for("t2", 1).in_use == 0
     finally:
         forget("t2")

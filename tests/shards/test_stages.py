@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from prefect_flux_erase import storage
 from prefect_flux_erase.blocks import FluxEraseSettings
 from prefect_flux_erase.emulator import EmulatorServer
 from prefect_flux_erase.runware.ids import task_uuid
 from prefect_flux_erase.shards.api_backend import RunAborted
 from prefect_flux_erase.shards.contents import row_task_key
-from prefect_flux_erase.tasks import poll_erase, submit_erase
+from prefect_flux_erase.shards.run_control import end_run
+from prefect_flux_erase.tasks import poll_erase, submit_erase, upload_erased
 from tests.fixtures.builders import BAD_INPUT_CODES, write_bad_inputs, write_inputs
 from tests.fixtures.jobs import job_over, make_job, shards_of
 
@@ -105,15 +104,28 @@ async def test_resubmitting_a_shard_is_answered_by_conflict_not_a_second_charge(
     assert stats["results_billed"] == 3
 
 
-async def test_rejected_api_key_aborts_the_run(tmp_path: Path, emu: EmulatorServer) -> None:
-    job = job_over(tmp_path, 1, url=emu.url)
+async def test_rejected_api_key_stops_the_run_and_leaves_its_rows_unattempted(
+    tmp_path: Path, emu: EmulatorServer
+) -> None:
+    job = job_over(tmp_path, 3, url=emu.url)
     emu.configure(api_keys=frozenset({"some-other-key"}))
+    try:
+        submitted = submit_erase.fn(job, shards_of(job)[0])
+        report = upload_erased.fn(job, poll_erase.fn(job, submitted))
+    finally:
+        end_run(job.run_key)
 
-    with pytest.raises(RunAborted) as caught:
-        submit_erase.fn(job, shards_of(job)[0])
-
-    assert caught.value.code == "invalidApiKey"
-    assert "rk-test-canary" not in str(caught.value)
+    assert {t.state for t in submitted.tickets} == {"pending"}  # not failed: never created
+    assert report.error_counts == {"notAttempted": 3}
+    assert (report.unfinished, report.succeeded) == (3, 0)
+    stop = report.stop
+    assert isinstance(stop, RunAborted)
+    assert stop.code == "invalidApiKey"
+    assert "RUNWARE_API_KEY" in stop.message
+    assert "rk-test-canary" not in str(stop)
+    stats = emu.stats()
+    assert stats["tasks_accepted"] == 0
+    assert sum(stats["requests_by_task_type"].values()) == 1  # stopped at the first answer
 
 
 async def test_local_backend_erases_in_the_submit_stage(tmp_path: Path) -> None:

@@ -1,0 +1,83 @@
+"""The one table of row error codes: final or retryable, and what a rerun does with each."""
+
+from __future__ import annotations
+
+import pytest
+
+from prefect_flux_erase.results.outcome_codes import (
+    FINAL_CODES,
+    REFETCH_CODES,
+    RESUME_CODES,
+    is_final,
+    needs_rerun,
+    rerun_action,
+    retry_codes,
+)
+from tests.ecosystem.test_docs import code_error_codes
+
+
+def test_the_three_sets_do_not_overlap() -> None:
+    assert not FINAL_CODES & REFETCH_CODES
+    assert not FINAL_CODES & RESUME_CODES
+    assert not REFETCH_CODES & RESUME_CODES
+
+
+@pytest.mark.parametrize(
+    ("code", "final"),
+    [
+        ("invalidMaskDimensions", True),
+        ("providerContentPolicyViolation", True),
+        ("uploadFailed", True),
+        ("timeoutProvider", False),  # an API code not listed: classified as transient
+        ("serviceUnavailable", False),
+        ("inferenceError", False),
+        ("connectionError", False),
+        ("downloadFailed", False),
+        ("notAttempted", False),
+        ("budgetExhausted", False),  # the spending cap: the next run may go on
+        ("someNewCodeFromTheApi", True),  # unknown and not transient: left alone
+        (None, False),
+    ],
+)
+def test_final_or_retryable(code: str | None, final: bool) -> None:
+    assert is_final(code) is final
+
+
+def test_paid_results_are_fetched_again_except_on_the_local_backend() -> None:
+    for code in REFETCH_CODES:
+        assert rerun_action(code) == "refetch"
+        assert rerun_action(code, backend="local") == "resume"
+    assert rerun_action("pollTimeout") == "resume"
+    assert rerun_action("emptyMask") == "keep"
+
+
+def test_every_row_code_the_package_produces_is_classified_on_purpose() -> None:
+    """A new row code must be put in one of the sets, not left to the API classifier."""
+    run_level = {
+        "missingApiKey",
+        "invalidApiKey",
+        "insufficientCredits",
+        "apiUnreachable",
+        "interrupted",
+        "cancelled",
+        "invalidRunOption",
+    }
+    classified = FINAL_CODES | REFETCH_CODES | RESUME_CODES
+    produced = set(code_error_codes())
+    unclassified = {
+        code
+        for code in produced - classified - run_level
+        if not code.startswith(("manifest", "pairing"))
+        and code not in {"missingParts", "partMismatch", "outcomeMismatch", "nothingPaired"}
+        and code not in {"tooManyFailedRows", "shardsFailed", "invalidJSON"}
+        and code not in {"thumbnailFailed", "signedUrl", "uploaded"}  # report placeholders
+    }
+    assert not unclassified, f"row codes missing from outcome_codes.py: {sorted(unclassified)}"
+
+
+def test_retry_failed_spellings() -> None:
+    assert retry_codes(True) == retry_codes([]) == frozenset({"*"})
+    assert retry_codes("emptyMask") == frozenset({"emptyMask"})
+    assert needs_rerun({"emptyMask": 1}, retry_codes(True))
+    assert not needs_rerun({"emptyMask": 1}, retry_codes(["uploadFailed"]))
+    assert needs_rerun({"emptyMask": 1, "downloadFailed": 2})
