@@ -324,4 +324,34 @@ def build_task(options: Mapping[str, Any]) -> ImageInferenceTask:
         task = ImageInferenceTask.model_validate(dict(options))
     except ValidationError as exc:
         raise raise_option_error(exc) from None
+    _check_combinations(task)
     return task
+
+
+def _check_combinations(task: ImageInferenceTask) -> None:
+    """Options valid alone that make no sense together (the API would ignore or misapply one).
+
+    Example:
+        >>> build_task({"taskUUID": "3f9a3c3e-2b7e-4a51-9d1b-6d6f0a2f8e11",  # doctest: +ELLIPSIS
+        ...             "inputs": {"image": "a", "mask": "b"}, "ttl": 3600,
+        ...             "outputType": "base64Data"})
+        Traceback (most recent call last):
+        ...
+        prefect_flux_erase.runware.errors.InvalidOptionError: ttl: only applies with outputType 'URL' ...
+    """  # noqa: E501
+    output_type = task.effective_output_type
+    if task.ttl is not None and output_type != "URL":
+        raise InvalidOptionError(
+            f"ttl: only applies with outputType 'URL' (it is how long result URLs live); got "
+            f"outputType {output_type!r}. Drop ttl, or use outputType 'URL'",
+            parameter="ttl",
+        )
+    n = task.effective_number_results
+    if task.upload_endpoint is not None and n > 1:
+        raise InvalidOptionError(
+            f"uploadEndpoint: one upload URL receives one result, but numberResults is {n}, "
+            "so every result would overwrite the one before. Use numberResults 1 with an "
+            "upload URL (uploadEndpoint, or a manifest's upload_url column), or drop the "
+            "upload URL to have each result written under the output folder",
+            parameter="uploadEndpoint",
+        )

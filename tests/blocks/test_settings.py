@@ -44,10 +44,10 @@ def test_default_settings_send_no_options_so_the_server_defaults_apply() -> None
 def test_every_option_reaches_the_wire_task() -> None:
     s = FluxEraseSettings(
         dilate_pixels=20,
-        output_type="dataURI",
+        output_type="URL",  # ttl applies to URLs only
         output_format="WEBP",
         output_quality=80,
-        number_results=3,
+        number_results=1,  # one upload URL takes one result
         delivery_method="async",
         include_cost=True,
         ttl=120,
@@ -59,17 +59,13 @@ def test_every_option_reaches_the_wire_task() -> None:
     wire = s.to_task(UUID, image="a", mask="b").to_wire()
     assert wire["settings"] == {"dilatePixels": 20}
     assert wire["safety"] == {"checkContent": True, "mode": "fast"}
-    assert {k: wire[k] for k in ("outputType", "outputFormat", "outputQuality")} == {
-        "outputType": "dataURI",
+    assert {k: wire[k] for k in ("outputFormat", "outputQuality")} == {
         "outputFormat": "WEBP",
         "outputQuality": 80,
     }
-    assert (wire["numberResults"], wire["deliveryMethod"], wire["includeCost"], wire["ttl"]) == (
-        3,
-        "async",
-        True,
-        120,
-    )
+    assert "outputType" not in wire  # URL: the API's default is not sent
+    assert (wire["deliveryMethod"], wire["includeCost"], wire["ttl"]) == ("async", True, 120)
+    assert "numberResults" not in wire  # 1: the API's default
     assert wire["webhookURL"].endswith("token=t")
     assert wire["uploadEndpoint"].endswith("X-Amz-Signature=s")
 
@@ -84,6 +80,8 @@ def test_every_option_reaches_the_wire_task() -> None:
         ({"number_results": 0}, "numberResults", "0"),
         ({"number_results": 21}, "numberResults", "21"),
         ({"ttl": 59}, "ttl", "59"),
+        ({"ttl": 3600, "output_type": "base64Data"}, "ttl", "base64Data"),
+        ({"upload_endpoint": "https://b/o", "number_results": 2}, "uploadEndpoint", "is 2"),
         ({"webhook_url": "ftp://hooks.example.test"}, "webhookURL", "ftp://hooks.example.test"),
         ({"upload_endpoint": "not a url"}, "uploadEndpoint", "not a url"),
         ({"output_format": "GIF"}, "output_format", "GIF"),

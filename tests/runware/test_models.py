@@ -14,7 +14,7 @@ BASE: dict[str, Any] = {"taskUUID": UUID, "inputs": {"image": "https://x/a.png",
 
 EVERY_OPTION: dict[str, Any] = {
     **BASE,
-    "outputType": "dataURI",
+    "outputType": "URL",  # ttl applies to URLs only
     "outputFormat": "WEBP",
     "outputQuality": 20,
     "webhookURL": "http://127.0.0.1:9/hook?token=t",
@@ -23,7 +23,7 @@ EVERY_OPTION: dict[str, Any] = {
     "safety": {"checkContent": True, "mode": "fast"},
     "ttl": 60,
     "includeCost": True,
-    "numberResults": 20,
+    "numberResults": 1,  # one upload URL takes one result
     "settings": {"dilatePixels": 50},
 }
 
@@ -105,3 +105,33 @@ def test_several_bad_fields_are_all_reported() -> None:
     with pytest.raises(InvalidOptionError) as info:
         build_task({**BASE, "outputQuality": 5, "numberResults": 99})
     assert info.value.parameters == ["outputQuality", "numberResults"]
+
+
+@pytest.mark.parametrize(
+    ("options", "parameter", "advice"),
+    [
+        ({"ttl": 3600, "outputType": "base64Data"}, "ttl", "Drop ttl, or use outputType 'URL'"),
+        ({"ttl": 3600, "outputType": "dataURI"}, "ttl", "only applies with outputType 'URL'"),
+        (
+            {
+                "uploadEndpoint": "https://b.s3.amazonaws.com/o?X-Amz-Signature=s",
+                "numberResults": 2,
+            },
+            "uploadEndpoint",
+            "Use numberResults 1 with an upload URL",
+        ),
+    ],
+)
+def test_options_that_make_no_sense_together_are_rejected_with_what_to_change(
+    options: dict[str, Any], parameter: str, advice: str
+) -> None:
+    with pytest.raises(InvalidOptionError) as info:
+        build_task({**BASE, **options})
+    assert info.value.parameter == parameter
+    assert advice in str(info.value)
+
+
+def test_ttl_with_url_output_and_an_upload_url_with_one_result_are_fine() -> None:
+    assert build_task({**BASE, "ttl": 3600}).ttl == 3600
+    upload = build_task({**BASE, "uploadEndpoint": "https://b/o", "numberResults": 1})
+    assert upload.upload_endpoint == "https://b/o"

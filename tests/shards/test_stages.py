@@ -313,3 +313,32 @@ async def test_a_shard_downloads_at_most_sixteen_results_at_once(
     assert (report.succeeded, report.failed) == (40, 0)
     assert counts["most"] == DOWNLOADS_AT_ONCE == 16
     assert len(list((tmp_path / "out" / "images").iterdir())) == 40
+
+
+async def test_a_row_upload_url_with_several_results_fails_validation_without_a_request(
+    tmp_path: Path, emu: EmulatorServer
+) -> None:
+    import pyarrow as pa
+
+    from tests.fixtures.builders import write_manifest
+
+    root = str(tmp_path)
+    rows = write_inputs(root, 2)
+    uploads = pa.array(["https://b.example.test/put/img000.jpg?X-Amz-Signature=s", None])
+    manifest = write_manifest(f"{root}/m.parquet", rows, upload_url=uploads)
+    job = make_job(
+        manifest,
+        f"{root}/out",
+        url=emu.url,
+        settings=FluxEraseSettings(number_results=2, include_cost=True),
+    )
+
+    submitted = submit_erase.fn(job, shards_of(job)[0])
+
+    first, second = submitted.tickets
+    assert first.state == "failed"
+    assert first.error_code == "invalidOption"
+    assert "numberResults is 2" in (first.error_message or "")
+    assert "X-Amz-Signature=s" not in (first.error_message or "")
+    assert second.state == "accepted"
+    assert emu.stats()["tasks_accepted"] == 1
