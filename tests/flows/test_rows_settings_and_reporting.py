@@ -54,12 +54,15 @@ def test_several_results_per_row_are_listed_and_written_with_numbered_names(
 ) -> None:
     root = str(tmp_path)
     manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 2))
+    emu.configure(emit_seed=True)  # and NSFWContent, which comes with checkContent
 
     state = run_flow(
         manifest,
         f"{root}/out",
         url=emu.url,
-        settings=FluxEraseSettings(number_results=2, output_format="PNG", include_cost=True),
+        settings=FluxEraseSettings(
+            number_results=2, output_format="PNG", include_cost=True, check_content=True
+        ),
     )
 
     assert state.is_completed(), state.message
@@ -69,6 +72,7 @@ def test_several_results_per_row_are_listed_and_written_with_numbered_names(
         *("row_key", "row_index", "status", "output_uri", "image_uuid", "source_url", "cost"),
         *("error_code", "error_message", "attempts", "latency_s", "task_uuid", "resumed"),
         *("shared_with", "cached"),
+        *("seed", "nsfw_content"),
     ]
     assert pa.types.is_list(schema.field("output_uri").type)
     rows = _results(f"{root}/out")
@@ -76,6 +80,9 @@ def test_several_results_per_row_are_listed_and_written_with_numbered_names(
         assert r["output_uri"] == [f"{root}/out/images/{r['row_key']}_{k}.png" for k in (0, 1)]
         assert len(set(r["image_uuid"])) == 2
         assert len(r["source_url"]) == 2
+        assert len(r["seed"]) == 2  # one per result, each its own
+        assert all(isinstance(seed, int) for seed in r["seed"])
+        assert r["nsfw_content"] == [False, False]
         for uri in r["output_uri"]:
             assert Path(uri).read_bytes()[:4] == b"\x89PNG"
     billed = emu.stats()["billed"]
