@@ -12,15 +12,17 @@ from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import State
-from prefect.states import Completed
+from prefect.states import Cancelled, Completed
 
 from prefect_flux_erase.blocks.credentials import API_KEY_ENV, RunwareCredentials
 from prefect_flux_erase.blocks.settings import FluxEraseSettings
 from prefect_flux_erase.flows.artifacts import ProgressArtifact, publish_summary
+from prefect_flux_erase.flows.cancellation import CancellationWatch
 from prefect_flux_erase.flows.concurrency_limit import check_concurrency_limit
 from prefect_flux_erase.flows.shard_driver import PrefectShardExecutor
 from prefect_flux_erase.results.summary import EraseSummary
-from prefect_flux_erase.run.manifest_run import execute_run
+from prefect_flux_erase.run.manifest_run import RunStopped, execute_run
+from prefect_flux_erase.run.plan import build_job
 from prefect_flux_erase.run.progress import Progress
 from prefect_flux_erase.run.spec import RunConfigError, RunSpec, default_options
 from prefect_flux_erase.runware.config import RunwareConfig
@@ -73,6 +75,7 @@ def erase_manifest(
     upload_inputs: bool = False,
     verify_estimate: bool = False,
     allow_private_hosts: list[str] | None = None,
+    retry_failed: bool | list[str] = False,
 ) -> EraseSummary | State[Any]:
     """Erase the masked object of every row of a Parquet manifest.
 
@@ -123,6 +126,10 @@ def erase_manifest(
         verify_estimate: Check the estimate with the API's dry run (one request per size).
         allow_private_hosts: Hosts whose URLs ``pass_urls`` may pass although they look
             private (loopback, private networks); none by default.
+        retry_failed: Run failed rows again although their code is final: ``True`` for
+            every failed row, or a list of codes (``["uploadFailed"]``). Rows that failed with
+            a retryable code are run again anyway, and so are final ones whose inputs changed
+            (see Resume and idempotency in the docs).
 
     Returns:
         An :class:`~prefect_flux_erase.results.summary.EraseSummary` when the run is within
@@ -136,6 +143,10 @@ def erase_manifest(
             report are, all written before it is raised.
         ShardsFailed: some shards could not be processed after their retries; committed ones
             stay committed, so running again resumes.
+        RunStopped: a run-level fault (``apiUnreachable``, ``invalidApiKey``,
+            ``insufficientCredits``) or an interruption stopped the run; what was done is
+            committed and running again resumes. A flow run cancelled through Prefect's API
+            stops the same way and ends ``Cancelled``.
         RunConfigError, ManifestError: an invalid option or manifest, before any row runs.
 
     Example:
@@ -181,20 +192,26 @@ def erase_manifest(
         upload_inputs=upload_inputs,
         verify_estimate=verify_estimate,
         allow_private_hosts=tuple(allow_private_hosts or ()),
+        retry_failed=retry_failed,
     ).check()
     if backend == "runware":
         check_concurrency_limit(concurrency_limit, concurrency)
     progress = _ProgressArtifactFeed()
     try:
-        summary = execute_run(
-            spec,
-            PrefectShardExecutor(
-                concurrency_limit=concurrency_limit if backend == "runware" else None
-            ),
-            on_progress=progress.update,
-            on_summary=publish_summary,
-            log=logger,
-        )
+        with CancellationWatch(build_job(spec).run_key):
+            summary = execute_run(
+                spec,
+                PrefectShardExecutor(
+                    concurrency_limit=concurrency_limit if backend == "runware" else None
+                ),
+                on_progress=progress.update,
+                on_summary=publish_summary,
+                log=logger,
+            )
+    except RunStopped as stopped:
+        if stopped.code == "cancelled":
+            return Cancelled(message=stopped.message)
+        raise
     finally:
         progress.flush()
     # The flow run's state message says what happened, in the UI's run list too.
