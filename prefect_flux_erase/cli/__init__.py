@@ -8,11 +8,17 @@ Prefect (:mod:`~prefect_flux_erase.cli.prefect_home`) and run the flow. The modu
 :mod:`~prefect_flux_erase.cli.run_command`, :mod:`~prefect_flux_erase.cli.file_commands`
 (``manifest``, ``demo``), :mod:`~prefect_flux_erase.cli.cost_commands` (``estimate``, the
 money flags), :mod:`~prefect_flux_erase.cli.words` (parsing, messages in flags),
-:mod:`~prefect_flux_erase.cli.progress_view`, :mod:`~prefect_flux_erase.cli.prefect_home`.
+:mod:`~prefect_flux_erase.cli.progress_view`, :mod:`~prefect_flux_erase.cli.prefect_home`,
+:mod:`~prefect_flux_erase.cli.stops` (Ctrl-C).
 
 Exit codes of ``run``: 0 the run completed; 1 rows failed beyond ``--max-failed-fraction`` (or
 shards could not be processed); 2 a usage or configuration error, with a message saying what to
-fix; 3 the cost cap (``--max-cost``) left rows unsent (rerun with a higher cap to continue).
+fix; 3 the run stopped early with one message saying what to fix — the cost cap
+(``--max-cost``) left rows unsent (rerun with a higher cap to continue), or a run-level fault
+(the API unreachable, the key rejected, no credits); 130 the run was interrupted (Ctrl-C,
+SIGTERM: the first one stops it cleanly, a second exits at once; see
+:mod:`~prefect_flux_erase.cli.stops`). After 3 and 130 what was done is committed, and after a
+fault or an interruption the command to resume is printed.
 Of ``manifest``: 0 written; 1 files left unpaired (listed; nothing written); 2 a usage error or
 a folder that cannot be read.
 

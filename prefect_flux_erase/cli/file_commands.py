@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -113,6 +114,7 @@ def cmd_demo(argv: Sequence[str]) -> int:
         inputs.manifest,
         inputs.output,
         "demo",
+        resume=shlex.join(["flux-erase", "demo", *argv]),
         backend="local",
         shard_size=2,
         local_engine=args.engine,

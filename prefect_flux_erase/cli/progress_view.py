@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 
@@ -26,8 +27,10 @@ class ProgressView:
         ...     view(Progress(done_rows=2, total_rows=4, failed_rows=1))
     """
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, on_first: Callable[[], None] | None = None) -> None:
         self.label = label
+        #: Called once, at the first report (it comes from the flow's own thread).
+        self.on_first = on_first
         self.tty = sys.stderr.isatty()
         self._bar: Any = None
         self._task: Any = None
@@ -51,6 +54,10 @@ class ProgressView:
         return self
 
     def __call__(self, progress: Any) -> None:
+        first = self.on_first
+        if first is not None:
+            self.on_first = None
+            first()
         if progress.message:  # what the run will cost, said before the first row moves
             if self._bar is not None:
                 self._bar.console.print(f"flux-erase: {progress.message}", markup=False)

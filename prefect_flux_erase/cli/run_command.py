@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -105,6 +106,13 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-column", default="image_uri", help="column of image URIs")
     p.add_argument("--mask-column", default="mask_uri", help="column of mask URIs")
     p.add_argument("--key-column", help="column of row keys (default: row_key if present)")
+    p.add_argument(
+        "--retry-failed",
+        nargs="*",
+        metavar="CODE",
+        help="run failed rows again although their code is final: every failed row, or only "
+        "those with these error codes (e.g. uploadFailed); retryable rows are always run again",
+    )
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     p.add_argument("--engine", default="local", help="engine of the local backend: local or echo")
     add_money_flags(p)
@@ -160,8 +168,21 @@ def _spec(args: argparse.Namespace, options: EraseOptions, runware: Any) -> RunS
         max_failed_fraction=args.max_failed_fraction,
         report=not args.no_report,
         local_engine=args.engine,
+        retry_failed=retry_failed(args),
         **money_options(args),
     )
+
+
+def retry_failed(args: argparse.Namespace) -> bool | list[str]:
+    """``--retry-failed`` as the run's ``retry_failed``: absent False, alone True, else codes.
+
+    Example:
+        >>> retry_failed(run_parser().parse_args(["m", "--output", "o", "--retry-failed"]))
+        True
+    """
+    if args.retry_failed is None:
+        return False
+    return list(args.retry_failed) or True
 
 
 def check_run(args: argparse.Namespace) -> RunSpec:
@@ -197,8 +218,13 @@ def check_run(args: argparse.Namespace) -> RunSpec:
     return spec
 
 
-def erase_with_progress(manifest: str, output: str, label: str, **options: Any) -> tuple[int, Any]:
+def erase_with_progress(
+    manifest: str, output: str, label: str, *, resume: str | None = None, **options: Any
+) -> tuple[int, Any]:
     """Run the ``erase_manifest`` flow with a progress view; (exit code, summary or None).
+
+    Ctrl-C stops the run cleanly (:mod:`~prefect_flux_erase.cli.stops`); when the run stops
+    early, ``resume`` (the command that continues it) is printed.
 
     Example:
         ```python
@@ -206,11 +232,17 @@ def erase_with_progress(manifest: str, output: str, label: str, **options: Any) 
         ```
     """
     from prefect_flux_erase.cli.progress_view import ProgressView
+    from prefect_flux_erase.cli.stops import EXIT_INTERRUPTED, EXIT_STOPPED, stoppable
     from prefect_flux_erase.flows import erase_manifest
-    from prefect_flux_erase.run.manifest_run import TooManyFailedRows
+    from prefect_flux_erase.run.manifest_run import RunStopped, TooManyFailedRows
     from prefect_flux_erase.run.progress import listen
 
-    with _OutcomesSaidOnce(), ProgressView(label) as view, listen(view):
+    with (
+        _OutcomesSaidOnce(),
+        stoppable() as signals,
+        ProgressView(label, on_first=signals.install) as view,
+        listen(view),
+    ):
         state = erase_manifest(manifest, output, return_state=True, **options)
     try:
         summary = state.result(raise_on_failure=False)
@@ -222,6 +254,13 @@ def erase_with_progress(manifest: str, output: str, label: str, **options: Any) 
     if exc is not None and is_config_error(exc):
         print(f"flux-erase: {cli_error(exc)}", file=sys.stderr)
         return 2, None
+    if isinstance(exc, RunStopped) or (exc is None and signals.received):
+        # One message saying what to fix (and how many rows are done), then how to resume.
+        print(f"flux-erase: {for_cli(str(exc or state.message))}", file=sys.stderr)
+        again = resume or "the same command"
+        print(f"resume with: {again}", file=sys.stderr, flush=True)
+        fault = isinstance(exc, RunStopped) and exc.is_fault
+        return (EXIT_STOPPED if fault else EXIT_INTERRUPTED), None
     capped = cap_reached(exc) if exc is not None else None  # prints why
     if capped is not None:
         return capped
@@ -257,11 +296,12 @@ class _OutcomesSaidOnce:
 
     @staticmethod
     def _filter(record: logging.LogRecord) -> bool:
-        from prefect_flux_erase.run.manifest_run import ShardsFailed, TooManyFailedRows
+        from prefect_flux_erase.run.manifest_run import RunStopped, ShardsFailed, TooManyFailedRows
 
         error = record.exc_info[1] if record.exc_info else None
         return error is None or not (
-            isinstance(error, TooManyFailedRows | ShardsFailed) or is_config_error(error)
+            isinstance(error, TooManyFailedRows | ShardsFailed | RunStopped)
+            or is_config_error(error)
         )
 
 
@@ -312,6 +352,8 @@ def cmd_run(argv: Sequence[str]) -> int:
         spec.manifest,
         spec.output,
         "erasing",
+        resume=shlex.join(["flux-erase", "run", *argv]),
+        retry_failed=retry_failed(args),
         backend=spec.backend,
         credentials=credentials,
         settings=FluxEraseSettings(**options.model_dump()),

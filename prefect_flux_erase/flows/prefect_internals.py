@@ -1,4 +1,4 @@
-"""The three places where the Prefect face reads Prefect internals, isolated here.
+"""The places where the Prefect face reads Prefect internals, isolated here.
 
 Prefect 3 has no public API for these; each is best effort (a missing attribute turns the
 optimisation off, never fails a run), and ``tests/flows/test_prefect_internals.py`` fails when
@@ -10,6 +10,8 @@ a Prefect release renames one, so the loss is noticed:
   (three per shard); the driver drops those of finished stages.
 - ``FlowRunContext.run_results``: Prefect's link from each task result to its state, kept for
   the whole flow run; the driver drops a stage's result once the next stage has it.
+- ``SubprocessASGIServer``: the temporary server of a run without ``PREFECT_API_URL``; the
+  CLI starts it in a session of its own, so that Ctrl-C does not stop it under the run.
 """
 
 from __future__ import annotations
@@ -71,3 +73,56 @@ def forget_result_links(value: Any) -> None:
             ref = entry[2] if isinstance(entry, tuple) and len(entry) > 2 else None
             if entry is not None and (ref is None or ref() is part):
                 linked.pop(id(part), None)
+
+
+def detach_ephemeral_server() -> Any | None:
+    """Make the temporary Prefect server that a run without ``PREFECT_API_URL`` starts run
+    in a session of its own, and return it (``None`` when there is a server URL, or when
+    the temporary server was already made).
+
+    A terminal's Ctrl-C reaches every process of the foreground group. Prefect starts its
+    temporary server as a child in the caller's group, so the server shut down on the first
+    Ctrl-C while the flow still had a run to finish and report: hundreds of connection
+    errors, minutes to exit. In its own session the server outlives the key press; Prefect
+    still stops it at exit (``atexit``). Prefect has no option for this: the server's
+    ``subprocess.Popen`` call is given ``start_new_session=True`` while it starts.
+
+    Example:
+        ```python
+        server = detach_ephemeral_server()   # before the first flow call
+        ```
+    """
+    import functools
+    import subprocess
+    from unittest import mock
+
+    from prefect.server.api import server as server_module
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        return None
+    base = getattr(server_module, "SubprocessASGIServer", None)
+    if base is None or None in getattr(base, "_instances", {None: None}):
+        return None
+
+    class _OwnSessionServer(base):  # type: ignore[misc, valid-type]
+        def _run_uvicorn_command(self) -> Any:
+            popen = functools.partial(subprocess.Popen, start_new_session=True)
+            # The same module object the server module calls ``subprocess.Popen`` on.
+            with mock.patch.object(subprocess, "Popen", popen):
+                return super()._run_uvicorn_command()
+
+    # Prefect keeps one instance per port; the one for "any port" is what flows use.
+    return _OwnSessionServer()
+
+
+def stop_detached_server(server: Any | None) -> None:
+    """Ask a server from :func:`detach_ephemeral_server` to stop, without waiting.
+
+    Example:
+        >>> stop_detached_server(None)
+    """
+    process = getattr(server, "server_process", None)
+    if process is not None:
+        with contextlib.suppress(Exception):
+            process.terminate()

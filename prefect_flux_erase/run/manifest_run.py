@@ -113,6 +113,7 @@ class ShardsFailed(FluxEraseError):
             committed=committed,
         )
 
+
 class RunStopped(RunAborted):
     """The run stopped before every row was processed; what was done is committed.
 
@@ -352,7 +353,9 @@ def execute_run(
         end_run(run.run_key)
     if reason is not None:
         if not isinstance(reason, RunAborted):  # an executor's own exception: keep its text
-            reason = RunAborted(f"interrupted: {type(reason).__name__}: {reason}", code="interrupted")
+            reason = RunAborted(
+                f"interrupted: {type(reason).__name__}: {reason}", code="interrupted"
+            )
         stopped = RunStopped(reason, done_rows=tally.done, total_rows=tally.total)
         log.error("%s", stopped.message)
         raise stopped

@@ -22,7 +22,13 @@ import pyarrow as pa
 import pytest
 
 from prefect_flux_erase.emulator import EmulatorServer
-from prefect_flux_erase.run import RunStopped, RunwareConfig, run_manifest
+from prefect_flux_erase.run import (
+    RunStopped,
+    RunwareConfig,
+    clear_interrupt,
+    interrupt_runs,
+    run_manifest,
+)
 from prefect_flux_erase.runware.options import EraseOptions
 from tests.fixtures.builders import mask_bytes, write_inputs, write_manifest
 from tests.fixtures.corpus import assert_each_result_charged_once, results
@@ -346,3 +352,73 @@ def test_retry_failed_reattempts_final_rows_of_the_codes_given(
     got = _by_key(output)
     assert got["img001"]["attempts"] == 2  # a new attempt, a new task UUID
     assert os.path.basename(got["img001"]["output_uri"][0]) == "img001.jpg"
+
+
+def test_an_interrupted_run_commits_what_is_done_and_the_rerun_sends_only_the_rest(
+    tmp_path: Path, emu: EmulatorServer
+) -> None:
+    rows = 400
+    root = str(tmp_path)
+    manifest = write_manifest(f"{root}/m.parquet", _rows(root, rows))
+    output = f"{root}/out"
+    emu.configure(latency=0.05)
+    outcome: dict[str, Any] = {}
+
+    def first_run() -> None:
+        try:
+            _run(manifest, output, emu.url, shard_size=25, concurrency=10)
+        except RunStopped as exc:
+            outcome["stopped"] = exc
+
+    thread = threading.Thread(target=first_run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 120
+        while emu.stats()["results_billed"] < rows // 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        interrupt_runs()  # what the CLI's Ctrl-C handler calls
+        stopped_at = time.monotonic()
+        thread.join(60)
+        took = time.monotonic() - stopped_at
+    finally:
+        clear_interrupt()
+
+    stopped = outcome.get("stopped")
+    assert isinstance(stopped, RunStopped), outcome
+    assert stopped.code == "interrupted"
+    assert not stopped.is_fault
+    assert took < 10, f"the run took {took:.1f} s to stop"
+    assert 0 < stopped.done_rows < rows
+    assert f"{stopped.done_rows} of {rows} rows are done" in str(stopped)
+    done = _part_rows(output)
+    assert {r["error_code"] for r in done if r["status"] != "succeeded"} <= {
+        "notAttempted",
+        "notFinished",
+    }
+    succeeded = sum(r["status"] == "succeeded" for r in done)
+    assert succeeded == stopped.done_rows
+    emu.wait_idle()
+    sent = _inference_requests(emu)
+
+    again = _run(manifest, output, emu.url, shard_size=25, concurrency=10)
+
+    assert (again.succeeded, again.failed) == (rows, 0)
+    emu.wait_idle()
+    # Done rows were kept: one request for every other row (a conflict for those in flight).
+    assert _inference_requests(emu) - sent == rows - succeeded
+    assert emu.stats()["results_billed"] == rows
+    assert_each_result_charged_once(emu.stats()["billed"], results(output))
+
+
+def _rows(root: str, n: int) -> list[dict[str, Any]]:
+    pairs = write_inputs(root, 4)
+    return [{**pairs[i % 4], "row_key": f"row-{i:05d}"} for i in range(n)]
+
+
+def _part_rows(output: str) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    found: list[dict[str, Any]] = []
+    for part in sorted(Path(output, "_parts").glob("shard-*.parquet")):
+        found += pq.read_table(part, columns=["status", "error_code"]).to_pylist()
+    return found
