@@ -81,3 +81,22 @@ def test_retry_failed_spellings() -> None:
     assert needs_rerun({"emptyMask": 1}, retry_codes(True))
     assert not needs_rerun({"emptyMask": 1}, retry_codes(["uploadFailed"]))
     assert needs_rerun({"emptyMask": 1, "downloadFailed": 2})
+
+
+def test_the_error_code_page_says_what_the_table_says() -> None:
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "concepts" / "error-codes.md"
+    said: dict[str, str] = {}
+    for line in page.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 2 or cells[-1] not in ("final", "retryable", "retryable: fetched"):
+            continue
+        for code in cells[0].replace("`", "").split(","):
+            said[code.strip()] = cells[-1]
+    assert len(said) > 30
+    for code, rerun in said.items():
+        assert is_final(code) is (rerun == "final"), (code, rerun)
+        assert (code in REFETCH_CODES) is (rerun == "retryable: fetched"), (code, rerun)
+    undocumented = (FINAL_CODES | REFETCH_CODES | RESUME_CODES) - set(said) - {"budgetExhausted"}
+    assert not undocumented, f"codes without a rerun column on the page: {sorted(undocumented)}"
