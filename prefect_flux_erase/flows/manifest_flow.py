@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import State
-from prefect.states import Cancelled, Completed
+from prefect.states import Cancelled, Completed, Failed
 
 from prefect_flux_erase.blocks.credentials import API_KEY_ENV, RunwareCredentials
 from prefect_flux_erase.blocks.settings import FluxEraseSettings
@@ -144,9 +144,9 @@ def erase_manifest(
         ShardsFailed: some shards could not be processed after their retries; committed ones
             stay committed, so running again resumes.
         RunStopped: a run-level fault (``apiUnreachable``, ``invalidApiKey``,
-            ``insufficientCredits``) or an interruption stopped the run; what was done is
-            committed and running again resumes. A flow run cancelled through Prefect's API
-            stops the same way and ends ``Cancelled``.
+            ``insufficientCredits``: the flow run ends ``Failed``) or an interruption (it ends
+            ``Cancelled``) stopped the run; what was done is committed and running again
+            resumes. A flow run cancelled through Prefect's API stops the same way.
         RunConfigError, ManifestError: an invalid option or manifest, before any row runs.
 
     Example:
@@ -209,9 +209,11 @@ def erase_manifest(
                 log=logger,
             )
     except RunStopped as stopped:
-        if stopped.code == "cancelled":
-            return Cancelled(message=stopped.message)
-        raise
+        # A state, not a raise: the message says what to fix, and a traceback would bury it.
+        # Calling the flow still raises the RunStopped (it is the state's data).
+        if stopped.is_fault:
+            return Failed(message=stopped.message, data=stopped)
+        return Cancelled(message=stopped.message, data=stopped)
     finally:
         progress.flush()
     # The flow run's state message says what happened, in the UI's run list too.

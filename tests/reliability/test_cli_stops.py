@@ -61,14 +61,24 @@ class Cli:
             start_new_session=True,
         )
         self.lines: list[tuple[float, str]] = []
+        self._out: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        self.stdout = ""
+        self._out_reader = threading.Thread(target=self._read_out, daemon=True)
+        self._out_reader.start()
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
             self.lines.append((time.monotonic(), line.rstrip("\n")))
+
+    def _read_out(self) -> None:
+        assert self.proc.stdout is not None
+        self._out.extend(self.proc.stdout)
+
+    @property
+    def stdout(self) -> str:
+        return "".join(self._out)
 
     def first(self, text: str, timeout: float = 300) -> float:
         """When the first stderr line containing ``text`` came (waits for it)."""
@@ -83,10 +93,10 @@ class Cli:
         raise AssertionError(f"no line with {text!r}:\n{self.stderr[-3000:]}")
 
     def wait(self, timeout: float = 600) -> int:
-        out, _ = self.proc.communicate(timeout=timeout)
-        self.stdout = out
+        code = self.proc.wait(timeout=timeout)
         self._reader.join(10)
-        return self.proc.returncode
+        self._out_reader.join(10)
+        return code
 
     def killpg(self, sig: int) -> None:
         os.killpg(self.proc.pid, sig)
