@@ -22,7 +22,7 @@ from prefect_flux_erase.manifest.reader import ManifestError
 from prefect_flux_erase.results.assemble import ResultsError
 from prefect_flux_erase.results.summary import EraseSummary
 from prefect_flux_erase.run.executor import ShardFailure
-from prefect_flux_erase.run.manifest_run import ShardsFailed, TooManyFailedRows
+from prefect_flux_erase.run.manifest_run import RunStopped, ShardsFailed, TooManyFailedRows
 from prefect_flux_erase.runware.errors import (
     AuthenticationError,
     ConflictTaskUUIDError,
@@ -52,6 +52,11 @@ EVERY_ERROR: list[FluxEraseError] = [
     ResultsError("shard 3 has no part", code="missingParts"),
     RunAborted("invalidApiKey: the key was rejected", code="invalidApiKey"),
     # The run's own three are built from what they carry; the message is made from it.
+    RunStopped(
+        RunAborted("apiUnreachable: check the base URL", code="apiUnreachable"),
+        done_rows=40,
+        total_rows=100,
+    ),
     TooManyFailedRows(
         EraseSummary(rows=4, succeeded=3, failed=1, results_uri="out/r.parquet"), 0.0
     ),

@@ -85,8 +85,8 @@ class CancellationWatch:
                         stop_run(
                             self.run_key,
                             RunAborted(
-                                "cancelled",
-                                "the flow run was cancelled; what was done is committed",
+                                "cancelled: the flow run was cancelled",
+                                code="cancelled",
                             ),
                         )
         except Exception as exc:  # a watch that fails must never fail the run

@@ -36,7 +36,7 @@ from prefect_flux_erase.manifest.plan import Shard
 from prefect_flux_erase.memory import trim_native_heap
 from prefect_flux_erase.shards.api_backend import RunAborted
 from prefect_flux_erase.shards.job import ShardJob
-from prefect_flux_erase.shards.run_control import RunControl, control_for
+from prefect_flux_erase.shards.run_control import RunControl, RunStopped, control_for
 from prefect_flux_erase.shards.stage_loop import (
     POLL_TIMEOUT,
     SUBMIT_TIMEOUT,
@@ -153,13 +153,18 @@ async def arun_shard(
     *,
     at_api: AbstractAsyncContextManager[object] | None = None,
     committing: AbstractAsyncContextManager[object] | None = None,
+    raise_on_stop: bool = True,
 ) -> ShardReport:
     """One shard end to end — submit, poll, upload and commit its results part — with the
     stage retries of :func:`run_shard_stage`.
 
     ``at_api`` is held while the shard submits and polls, ``committing`` while it uploads
     (e.g. semaphores shared by an executor's shards). A failed stage raises
-    :class:`StageFailed`, which names the stage.
+    :class:`StageFailed`, which names the stage. When the run stopped while the shard ran (a
+    run-level fault, an interruption) the shard commits what it has and then raises
+    :class:`~prefect_flux_erase.shards.run_control.RunStopped` (a one-shard task, as Airflow
+    maps them, fails with what to fix); an executor that reads the report's ``stop`` itself
+    passes ``raise_on_stop=False``.
 
     Example:
         ```python
@@ -177,9 +182,16 @@ async def arun_shard(
             polled = await run_shard_stage(lambda: poll_shard(job, submitted), timeout=POLL_TIMEOUT)
         stage = "upload"
         async with committing or contextlib.nullcontext():
-            return await run_shard_stage(lambda: upload_shard(job, polled), timeout=UPLOAD_TIMEOUT)
+            report = await run_shard_stage(
+                lambda: upload_shard(job, polled), timeout=UPLOAD_TIMEOUT
+            )
     except Exception as exc:
         raise StageFailed(shard.index, stage, exc) from exc
+    if raise_on_stop and report.stop is not None:
+        raise RunStopped(
+            report.stop, done_rows=report.rows - report.unfinished, total_rows=report.rows
+        )
+    return report
 
 
 class _NotStarted(Exception):
@@ -270,7 +282,9 @@ class AsyncioShardExecutor:
 
         async def one(shard: Shard) -> None:
             try:
-                report = await arun_shard(job, shard, at_api=at_api, committing=committing)
+                report = await arun_shard(
+                    job, shard, at_api=at_api, committing=committing, raise_on_stop=False
+                )
             except StageFailed as failed:  # a failed shard: record it, keep the others going
                 if isinstance(failed.cause, _NotStarted):
                     return  # left for a rerun, like the shards never taken

@@ -45,7 +45,8 @@ from prefect_flux_erase.run.progress import Progress, current_listener, report_p
 from prefect_flux_erase.run.spec import RunSpec
 from prefect_flux_erase.runware.redaction import redact_url
 from prefect_flux_erase.shards.api_backend import RunAborted
-from prefect_flux_erase.shards.run_control import INTERRUPTION_CODES, end_run, start_run
+from prefect_flux_erase.shards.run_control import RunStopped as RunStopped
+from prefect_flux_erase.shards.run_control import end_run, start_run
 from prefect_flux_erase.shards.stages import ShardReport
 
 _log = logging.getLogger("prefect_flux_erase.run")
@@ -112,50 +113,6 @@ class ShardsFailed(FluxEraseError):
             shards=shards,
             committed=committed,
         )
-
-
-class RunStopped(RunAborted):
-    """The run stopped before every row was processed; what was done is committed.
-
-    ``code`` says why: a run-level fault — ``apiUnreachable`` (the API cannot be reached at
-    all), ``invalidApiKey`` (the key was rejected), ``insufficientCredits`` (no credits) — or
-    ``interrupted`` (a signal) or ``cancelled`` (the orchestrator cancelled the run). The
-    message says what to fix. Rows not attempted stay unattempted, not failed; running again
-    with the same arguments continues where the run stopped: done rows are kept, rows that
-    were in flight are collected by their task UUIDs, nothing is charged twice.
-
-    Example:
-        >>> reason = RunAborted("invalidApiKey: check the API key", code="invalidApiKey")
-        >>> err = RunStopped(reason, done_rows=40, total_rows=100)
-        >>> err.code, err.is_fault, err.done_rows
-        ('invalidApiKey', True, 40)
-        >>> str(err).startswith("invalidApiKey: check the API key. 40 of 100 rows are done")
-        True
-    """
-
-    reason: RunAborted
-    done_rows: int
-    total_rows: int
-
-    def __init__(self, reason: RunAborted, *, done_rows: int, total_rows: int) -> None:
-        message = (
-            f"{reason.message.rstrip('.')}. {done_rows} of {total_rows} rows are done and "
-            "committed; run again with the same arguments to resume (done rows are kept, "
-            "nothing is charged twice)"
-        )
-        FluxEraseError.__init__(
-            self,
-            message,
-            code=reason.code,
-            reason=reason,
-            done_rows=done_rows,
-            total_rows=total_rows,
-        )
-
-    @property
-    def is_fault(self) -> bool:
-        """Whether a fault stopped the run (``False``: it was interrupted or cancelled)."""
-        return self.code not in INTERRUPTION_CODES
 
 
 def describe_plan(run: RunPlan, log: Logger = _log) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import threading
 
+from prefect_flux_erase.errors import FluxEraseError
 from prefect_flux_erase.runware.health import ApiHealth
 from prefect_flux_erase.runware.limiter import AdaptiveLimiter
 from prefect_flux_erase.shards.api_backend import RunAborted
@@ -38,6 +39,48 @@ INTERRUPT_GRACE = 3.0
 
 #: Stop codes that are not faults: the run was asked to stop.
 INTERRUPTION_CODES = frozenset({"interrupted", "cancelled"})
+
+
+class RunStopped(RunAborted):
+    """The run stopped before every row was processed; what was done is committed.
+
+    ``code`` says why: a run-level fault — ``apiUnreachable`` (the API cannot be reached at
+    all), ``invalidApiKey`` (the key was rejected), ``insufficientCredits`` (no credits) — or
+    ``interrupted`` (a signal) or ``cancelled`` (the orchestrator cancelled the run). The
+    message says what to fix. Rows not attempted stay unattempted, not failed; running again
+    with the same arguments continues where the run stopped: done rows are kept, rows that
+    were in flight are collected by their task UUIDs, nothing is charged twice.
+
+    Example:
+        >>> reason = RunAborted("invalidApiKey: check the API key", code="invalidApiKey")
+        >>> err = RunStopped(reason, done_rows=40, total_rows=100)
+        >>> err.code, err.is_fault, err.done_rows
+        ('invalidApiKey', True, 40)
+        >>> str(err).startswith("invalidApiKey: check the API key. 40 of 100 rows are done")
+        True
+    """
+
+    done_rows: int
+    total_rows: int
+
+    def __init__(self, reason: RunAborted, *, done_rows: int, total_rows: int) -> None:
+        message = (
+            f"{reason.message.rstrip('.')}. {done_rows} of {total_rows} rows are done and "
+            "committed; run again with the same arguments to resume (done rows are kept, "
+            "nothing is charged twice)"
+        )
+        FluxEraseError.__init__(
+            self,
+            message,
+            code=reason.code,
+            done_rows=done_rows,
+            total_rows=total_rows,
+        )
+
+    @property
+    def is_fault(self) -> bool:
+        """Whether a fault stopped the run (``False``: it was interrupted or cancelled)."""
+        return self.code not in INTERRUPTION_CODES
 
 
 class RunControl:
@@ -86,7 +129,8 @@ class RunControl:
         """Stop the run for ``reason``; rows at the API get ``grace`` seconds to finish.
 
         Example:
-            >>> RunControl("doc").stop(RunAborted("insufficientCredits: top up", code="insufficientCredits"))
+            >>> fault = RunAborted("insufficientCredits: top up", code="insufficientCredits")
+            >>> RunControl("doc").stop(fault)
         """
         self.health.stop(reason, grace=grace)
 

@@ -173,3 +173,30 @@ def test_the_emulator_run_through_the_core_bills_each_row_once_across_a_rerun(
     summary = run_manifest(spec.manifest, spec.output, **options)
     assert summary.succeeded == 5
     assert len(emu.stats()["billed"]) == 5
+
+
+def test_one_shard_run_as_a_mapped_task_commits_then_raises_when_the_key_is_rejected(
+    tmp_path: Path, emu: EmulatorServer
+) -> None:
+    """As Airflow runs a shard: the task fails with what to fix; its rows stay unattempted."""
+    from prefect_flux_erase.results.assemble import read_part_outcomes
+    from prefect_flux_erase.run import RunStopped
+    from prefect_flux_erase.shards.run_control import end_run
+
+    emu.configure(api_keys=frozenset({TEST_KEY}))
+    revoked = RunwareConfig(api_key=TEST_KEY + "-revoked", base_url=emu.url)
+    run = plan_run(
+        _spec(str(tmp_path), 2, backend="runware", runware=revoked, retry_policy=FAST_RETRY)
+    )
+    try:
+        with pytest.raises(RunStopped) as caught:
+            asyncio.run(arun_shard(run.job, run.todo[0]))
+    finally:
+        end_run(run.run_key)
+
+    assert caught.value.code == "invalidApiKey"
+    assert "check the API key" in str(caught.value)
+    found = read_part_outcomes(run.spec.output, 0, run.run_key)
+    assert found is not None
+    assert {o.error_code for o in found[0].values()} == {"notAttempted"}
+    assert emu.stats()["tasks_accepted"] == 0
