@@ -226,10 +226,16 @@ class RunwareBackend:
             return ticket.failed(
                 "pollTimeout",
                 f"the task was still running after {self.job.poll_timeout:.0f} s of polling; "
-                "raise poll_timeout (erase_manifest(poll_timeout=...) or --poll-timeout)",
+                "run again with the same arguments to collect it by its task UUID (it is not "
+                "charged again), and raise poll_timeout (poll_timeout=... or --poll-timeout) "
+                "if tasks take this long",
             )
         if error is None:  # a failed outcome without an error object: keep the row, say so
-            return ticket.failed("unknownError", "the API reported a failure without details")
+            return ticket.failed(
+                "unknownError",
+                "the API reported a failure without details; run again with the same arguments "
+                "to try again (a task that did run is collected, not charged twice)",
+            )
         fault = run_wide_fault(error, self._secret)
         if fault is not None:
             # Not this row's fault: the run stops, and the row waits for a rerun as it was.
@@ -352,7 +358,11 @@ class RunwareBackend:
             outcome = outcomes.get(ticket.task_uuid or "")
             if outcome is None:
                 settled.append(
-                    ticket.failed("missingReply", "polling ended without news of this task")
+                    ticket.failed(
+                        "missingReply",
+                        "polling ended without news of this task; run again with the same "
+                        "arguments to collect it by its task UUID (not charged twice)",
+                    )
                 )
                 continue
             settled.append(await self._settle(ticket, outcome, store))

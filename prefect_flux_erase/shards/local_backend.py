@@ -164,7 +164,11 @@ class LocalBackend:
                 refs.append(ResultRef(written_uri=await store(ticket, k, data), cost=0.0))
                 del data
         except (ValueError, RuntimeError, MemoryError) as exc:
-            return ticket.failed("engineError", f"the local engine failed on this row: {exc}")
+            return ticket.failed(
+                "engineError",
+                f"the local engine failed on this row: {exc}; once fixed, run again with "
+                "retry_failed=['engineError'] (--retry-failed engineError)",
+            )
         return replace(ticket, state="done", results=tuple(refs), finished=time.time())
 
     async def submit(self, prepared: Sequence[PreparedRow], store: Store) -> list[RowTicket]:

@@ -491,7 +491,9 @@ async def _materialise(
                 del data
             else:
                 return ticket.failed(
-                    "missingOutput", "the API returned a result without an image"
+                    "missingOutput",
+                    "the API returned a result without an image; run again with the same "
+                    "arguments to fetch it again (it is not charged again)",
                 ), []
     except UnsafeOutputPath as exc:
         return ticket.failed("unsafeOutputPath", str(exc)), []
