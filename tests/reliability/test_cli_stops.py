@@ -149,7 +149,9 @@ def test_ctrl_c_at_half_of_2000_rows_exits_within_10_s_and_the_printed_command_r
     manifest = write_manifest(f"{root}/m.parquet", cycled_rows(shared_pairs(root), rows))
     output = f"{root}/out"
     emu.configure(latency=0.05)
-    cli = Cli(_run_args(manifest, output, emu.url, "--shard-size", "50", "--concurrency", "25"))
+    # Rows cycle over a few photos: --no-dedupe, so that every row is a task of its own.
+    args = ["--shard-size", "50", "--concurrency", "25", "--no-dedupe"]
+    cli = Cli(_run_args(manifest, output, emu.url, *args))
 
     deadline = time.monotonic() + 300
     while emu.stats()["results_billed"] < rows // 2:
@@ -194,7 +196,7 @@ def test_a_run_level_fault_exits_3_within_10_s_of_the_api_phase_and_a_fixed_reru
     else:
         emu.configure(api_keys=frozenset({KEY}))
         key = KEY + "-revoked"
-    cli = Cli(_run_args(manifest, output, url, "--shard-size", "10"), api_key=key)
+    cli = Cli(_run_args(manifest, output, url, "--shard-size", "10", "--no-dedupe"), api_key=key)
 
     api_phase = cli.first("erasing: 0/40 rows")  # planned: the first request goes out now
     code = cli.wait()
@@ -208,7 +210,7 @@ def test_a_run_level_fault_exits_3_within_10_s_of_the_api_phase_and_a_fixed_reru
     assert not Path(output, "results.parquet").exists()
     assert not _failed_codes(output) - {"notAttempted", "notFinished"}
 
-    fixed = Cli(_run_args(manifest, output, emu.url, "--shard-size", "10"))
+    fixed = Cli(_run_args(manifest, output, emu.url, "--shard-size", "10", "--no-dedupe"))
     assert fixed.wait() == 0, fixed.stderr[-3000:]
 
     got = results(output)

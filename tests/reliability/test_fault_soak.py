@@ -63,6 +63,7 @@ def test_every_row_succeeds_and_is_charged_once_through_every_fault_kind(
         poll_policy=POLL,
         retry_policy=RETRY,
         report=False,
+        dedupe=False,  # the rows cycle over a few photos: one task per row, each faulted
         return_state=True,
     )
 

@@ -366,7 +366,7 @@ def test_an_interrupted_run_commits_what_is_done_and_the_rerun_sends_only_the_re
 
     def first_run() -> None:
         try:
-            _run(manifest, output, emu.url, shard_size=25, concurrency=10)
+            _run(manifest, output, emu.url, shard_size=25, concurrency=10, dedupe=False)
         except RunStopped as exc:
             outcome["stopped"] = exc
 
@@ -400,7 +400,7 @@ def test_an_interrupted_run_commits_what_is_done_and_the_rerun_sends_only_the_re
     emu.wait_idle()
     sent = _inference_requests(emu)
 
-    again = _run(manifest, output, emu.url, shard_size=25, concurrency=10)
+    again = _run(manifest, output, emu.url, shard_size=25, concurrency=10, dedupe=False)
 
     assert (again.succeeded, again.failed) == (rows, 0)
     emu.wait_idle()
@@ -411,6 +411,7 @@ def test_an_interrupted_run_commits_what_is_done_and_the_rerun_sends_only_the_re
 
 
 def _rows(root: str, n: int) -> list[dict[str, Any]]:
+    """``n`` rows over 4 photos (runs over them pass ``dedupe=False``: one task per row)."""
     pairs = write_inputs(root, 4)
     return [{**pairs[i % 4], "row_key": f"row-{i:05d}"} for i in range(n)]
 
