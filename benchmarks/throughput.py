@@ -121,7 +121,7 @@ def run_sdk(url: str, rows: Sequence[Row], out: Path, in_flight: int) -> int:
                         }
                     )
                     data = base64.b64decode(results[0]["imageBase64Data"])
-                    (out / f"{key}.jpg").write_bytes(data)  # noqa: ASYNC240 - as users write it
+                    (out / f"{key}.jpg").write_bytes(data)
                 return 1
 
             done = await asyncio.gather(*(one(*row) for row in rows))
@@ -184,7 +184,7 @@ def run_raw(url: str, rows: Sequence[Row], out: Path, in_flight: int) -> int:
                 async with writing:
                     data = await client.get(item["imageURL"])
                     data.raise_for_status()
-                    (out / f"{key}.jpg").write_bytes(data.content)  # noqa: ASYNC240
+                    (out / f"{key}.jpg").write_bytes(data.content)
                 return float(item.get("cost", 0.0))
 
             costs = await asyncio.gather(*(one(*row) for row in rows))

@@ -1,8 +1,9 @@
 """Fault soak: 2,000 rows with every emulator fault kind injected (10 % of requests in total).
 
-Submissions, polls and downloads each meet 429s (with Retry-After), 500/502/503/504, resets
-before and after the server did the work, answers slower than the client's timeout, truncated
-JSON and ``timeoutProvider`` task failures. Every row must still succeed, each result must be
+Submissions and polls (the polls carry the results inline, the pipeline's default) each
+meet 429s (with Retry-After), 500/502/503/504, resets before and after the server did the
+work, answers slower than the client's timeout, truncated JSON and ``timeoutProvider`` task
+failures. Every row must still succeed, each result must be
 charged exactly once (the emulator's ledger, keyed by task and image), and the results must
 hold every row exactly once.
 """
