@@ -412,15 +412,15 @@ def _report(payload: str, figures: dict[str, Figures]) -> dict[str, float]:
                 ratios[f"rate_{way}_vs_sdk{suffix}"] = figures[way].median("rate") / sdk.median(
                     "rate"
                 )
-                ratios[f"cpu_{way}_vs_sdk{suffix}"] = figures[way].median(
+                ratios[f"cpu_{way}_vs_sdk{suffix}"] = figures[way].median("client_ms") / sdk.median(
                     "client_ms"
-                ) / sdk.median("client_ms")
+                )
     if "flow" in figures:
         for way in ("raw", "naive"):
             if way in figures:
-                ratios[f"ratio_flow_vs_{way}{suffix}"] = figures["flow"].median(
-                    "rate"
-                ) / figures[way].median("rate")
+                ratios[f"ratio_flow_vs_{way}{suffix}"] = figures["flow"].median("rate") / figures[
+                    way
+                ].median("rate")
     for name, value in ratios.items():
         print(f"  {name} = {value:.3f}")
     return ratios
