@@ -21,7 +21,8 @@ rotates every repeat) so the shared machine's load hits all of them alike:
 ``door`` and ``flow`` keep the same number of rows at the API as the loops: shards of
 ``--shard-size`` rows, ``concurrency`` = ``--in-flight`` (capped at the shard size) and as many
 shards at the API as fill ``--in-flight``; delivery and output type are the pipeline's defaults,
-so the defaults are what is measured.
+so the defaults are what is measured. Their ``dedupe`` is off: the manifest's rows cycle over a
+few files, and the peer erases every row.
 
 Two payloads (``--payloads``): ``small``, 256x256 JPEG photos with PNG masks (5,000 rows by
 default, every way), and ``photo``, ~2 MP photo-like 1600x1200 JPEGs (1,000 rows, the ``sdk``,
@@ -327,6 +328,9 @@ def _pipeline_options(args: Any) -> dict[str, Any]:
         "shard_size": args.shard_size,
         "concurrency": concurrency,
         "max_shards_in_flight": max(1, args.in_flight // concurrency),
+        # The rows cycle over a few files; the peer erases every row, so the pipeline must
+        # too (with dedupe on it would send each distinct file once).
+        "dedupe": False,
     }
     options.update(json.loads(args.flow_options))
     return options
@@ -387,8 +391,8 @@ def _warm(emu: Emulator, work: Path, args: Any) -> None:
     pairs = write_corpus(work / "warm", distinct=2)
     small = write_manifest(work / "warm" / "m.parquet", pairs, rows=64)
     rows = [(f"row-{i:07d}", *pairs[i % 2]) for i in range(64)]
-    run_flow(emu.url, small, work / "warm" / "flow", {"shard_size": 32})
-    run_door(emu.url, small, work / "warm" / "door", {"shard_size": 32})
+    run_flow(emu.url, small, work / "warm" / "flow", {"shard_size": 32, "dedupe": False})
+    run_door(emu.url, small, work / "warm" / "door", {"shard_size": 32, "dedupe": False})
     run_sdk(emu.url, rows, work / "warm" / "sdk", 16)
     shutil.rmtree(work / "warm", ignore_errors=True)
 
