@@ -334,9 +334,14 @@ def iter_bytes(
     shown = redact_url(text)
     total = 0
     try:
-        fs, path = resolve(text, storage_options)
-        kwargs: dict[str, Any] = {"block_size": 0} if _protocol_of(fs) in _READ_ONLY else {}
-        with fs.open(path, "rb", **kwargs) as f:
+        local = _plain_local_path(text, storage_options)
+        if local is not None:
+            opened: Any = open(local, "rb")  # noqa: SIM115 - closed by the with below
+        else:
+            fs, path = resolve(text, storage_options)
+            kwargs: dict[str, Any] = {"block_size": 0} if _protocol_of(fs) in _READ_ONLY else {}
+            opened = fs.open(path, "rb", **kwargs)
+        with opened as f:
             size = min(chunk_size, 64 * 1024)
             while True:
                 chunk = f.read(size)

@@ -158,6 +158,7 @@ def test_a_whole_jpeg_or_png_is_checked_from_its_structure_without_decoding_pixe
     monkeypatch.setattr(Image.Image, "load", counting_load)
     for data in whole:
         assert imageio.check_image(data, min_side=256) == (300, 256)
+        assert imageio.header_size(data) == (300, 256)  # the cost scan's look at a header
     assert loads == []
     # A truncated file is decoded, and fails as the decode fails.
     with pytest.raises(imageio.ImageInputError) as info:
