@@ -396,6 +396,11 @@ async def _poll(
 #: flight the other's next rows are read and validated, and a slow row holds back only its
 #: own group. More lanes mean more, smaller ``getResponse`` requests.
 LANES = 2
+#: Most rows in one lane: a lane's rows are polled in one ``getResponse`` request (32 tasks)
+#: and its answer is written before the lane sends its next rows, so a wider window gets more
+#: lanes. Measured at 512 rows in flight and 2 s latency: two lanes of 128 rows reached 0.75
+#: of in-flight / latency, eight of 32 rows 0.79 (issue 16).
+LANE_ROWS = 32
 
 
 async def _slide(
@@ -408,14 +413,16 @@ async def _slide(
 ) -> None:
     """Keep at most ``job.concurrency`` rows at the API until ``queue`` (unsent rows) is empty.
 
-    The window is split into :data:`LANES` lanes; each polls its rows while reading and
-    validating its next ones, and sends those when its rows are answered. ``tickets`` is
-    updated in place; rows left to resend or retry are the caller's.
+    The window is split into :data:`LANES` lanes or more (at most :data:`LANE_ROWS` rows
+    each); each polls its rows while reading and validating its next ones, and sends those
+    when its rows are answered. ``tickets`` is updated in place; rows left to resend or retry
+    are the caller's.
     """
-    size = max(1, -(-job.concurrency // LANES))
+    lanes = max(LANES, -(-job.concurrency // LANE_ROWS))
+    size = max(1, -(-job.concurrency // lanes))
     accepted = [i for i, t in enumerate(tickets) if t.state == "accepted"]
     groups = [accepted[k : k + size] for k in range(0, len(accepted), size)]
-    groups += [[] for _ in range(LANES - len(groups))]
+    groups += [[] for _ in range(lanes - len(groups))]
 
     def take() -> tuple[list[int], asyncio.Future[list[PreparedRow | RowTicket]] | None]:
         # A stopping run takes no new rows: the lane only sees its rows in flight out.
