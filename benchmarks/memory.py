@@ -6,6 +6,7 @@ point at a few tiny images (256x256, the model's minimum; many rows share the sa
 size runs ``erase_manifest(backend="runware")`` with the flow's default settings (shard size
 100, concurrency 16, 4 shards in flight, report on) in a fresh interpreter, which reports its
 own peak resident set (``VmHWM`` from ``/proc/self/status``) when the flow has returned.
+``dedupe`` is off: the rows cycle over a few files, and every row must reach the emulator.
 
 Run::
 
@@ -55,6 +56,8 @@ def child(manifest: str, output: str, url: str) -> int:
         output,
         backend="runware",
         credentials=RunwareCredentials(api_key=BENCH_KEY, base_url=url),
+        # The rows cycle over a few files: with dedupe on, a handful of tasks would be sent.
+        dedupe=False,
     )
     elapsed = time.perf_counter() - started
     figures = {

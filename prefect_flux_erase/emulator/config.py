@@ -148,7 +148,7 @@ class EmulatorConfig(BaseModel):
         default=7 * 24 * 3600, ge=1, description="URL lifetime without 'ttl', seconds (#15)."
     )
     store_max_bytes: int = Field(
-        default=256 << 20,
+        default=128 << 20,
         ge=1,
         description="Bytes of stored images kept in memory; past it the oldest spill to disk "
         "(store_spill) or are evicted.",

@@ -33,6 +33,11 @@ def _nothing() -> None:
     return None
 
 
+#: The done event of every finished task (set once; awaiting it returns at once).
+_FINISHED = asyncio.Event()
+_FINISHED.set()
+
+
 @dataclass
 class Prepared:
     """A task that passed validation but is not accepted yet.
@@ -52,7 +57,7 @@ class Prepared:
     release: Callable[[], None] = _nothing
 
 
-@dataclass
+@dataclass(slots=True)
 class Generation:
     """One of the ``numberResults`` results of a task: its seed, output UUID and outcome.
 
@@ -80,7 +85,7 @@ class Generation:
         return max(0, min(99, int((now - self.started_at) / self.latency * 100)))
 
 
-@dataclass
+@dataclass(slots=True)
 class TaskRecord:
     """An accepted task: inference generations, or the finished items of an upload task.
 
@@ -102,6 +107,12 @@ class TaskRecord:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     #: Reads a stored output's bytes by image UUID (``None`` once it expired or was evicted).
     read_output: Callable[[str], bytes | None] | None = None
+
+    def finish(self) -> None:
+        """Mark the task done: wake its waiters, then share one done event with every finished
+        task (an event of its own cost ~740 bytes a task, on a 100,000-task run ~74 MB)."""
+        self.done.set()
+        self.done = _FINISHED
 
     def release_inputs(self, *, keep_spec: bool = False) -> None:
         """Drop the inputs once every generation is finished: the decoded pixels and, unless

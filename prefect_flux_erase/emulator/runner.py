@@ -147,7 +147,7 @@ async def run_inference(backend: EmulatorBackend, record: TaskRecord) -> None:
         await asyncio.gather(*(_generate(backend, record, gen) for gen in record.generations))
     finally:
         record.release_inputs(keep_spec=backend.config.keep_task_specs)
-        record.done.set()
+        record.finish()
         if stats is backend.stats:  # a reset in between starts the counts afresh
             stats.processing_finished()
 

@@ -70,7 +70,7 @@ class StoredImage:
     kind: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Spilled:
     """An entry whose bytes live in a file of the spill directory."""
 
