@@ -81,7 +81,9 @@ def test_every_row_succeeds_and_is_charged_once_through_every_fault_kind(
     stats = emu.stats()
     injected = stats["faults"]
     assert set(injected) == set(FAULT_KINDS), f"not every kind fired: {injected}"
-    assert sum(injected.values()) >= 100
+    # ~10 % of the requests were faulted (inline results: no download per row, so a few
+    # hundred requests in all); half of that leaves room for the draws' spread.
+    assert sum(injected.values()) >= stats["requests_total"] * 0.05
     assert_each_result_charged_once(stats["billed"], rows)
     assert stats["results_billed"] == ROWS
     # timeoutProvider failures were retried under new task UUIDs: some rows needed attempt 2+.
