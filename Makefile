@@ -84,11 +84,14 @@ typecheck: setup
 check: lint typecheck test
 
 # The benchmarks behind the README's "Performance and guarantees" (benchmarks/RESULTS.md):
-# throughput, memory and resume (~30 min on 2 cores), and the local engine's quality.
+# throughput against the official SDK, memory, resume, scale (512 in flight; a million-row
+# manifest) and Dask workers (~60 min on 2 cores), and the local engine's quality.
 bench: setup
 	$(PY) benchmarks/throughput.py
 	$(PY) benchmarks/memory.py
 	$(PY) benchmarks/resume.py
+	$(PY) benchmarks/scale.py
+	$(PY) benchmarks/dask_workers.py
 
 bench-engine: setup
 	$(PY) -m pip install -q -e '.[bench]'

@@ -25,6 +25,7 @@ import io
 import os
 import platform
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -187,19 +188,45 @@ def prefect_server() -> Iterator[PrefectServer]:
 # --------------------------------------------------------------------------- data
 
 
-def _photo(seed: int, side: int) -> bytes:
+#: The large payload of the throughput benchmark: a ~2 MP photo (1600x1200, 1.92 MP).
+PHOTO_SIZE = (1600, 1200)
+
+
+def _photo(seed: int, width: int, height: int | None = None) -> bytes:
+    """A JPEG photo stand-in; ``height`` given: the large, photo-like kind.
+
+    The square small ones are the benchmarks' historical 256x256 inputs (a gradient and a
+    little grain). The large ones add soft blobs of colour and finer grain, so that they
+    compress like a photograph (a 1600x1200 one is ~0.3-0.5 MB at quality 85), not like a
+    flat test card.
+    """
     rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:side, 0:side]
-    base = np.stack([xx, yy, (xx + yy) // 2], axis=-1) * 255 // side
-    noise = rng.integers(0, 12, size=(side, side, 3))
-    rgb = np.clip(base + noise, 0, 255).astype(np.uint8)
+    if height is None:
+        side = width
+        yy, xx = np.mgrid[0:side, 0:side]
+        base = np.stack([xx, yy, (xx + yy) // 2], axis=-1) * 255 // side
+        noise = rng.integers(0, 12, size=(side, side, 3))
+        rgb = np.clip(base + noise, 0, 255).astype(np.uint8)
+    else:
+        yf, xf = np.mgrid[0:height, 0:width].astype(np.float32)
+        scale = float(max(width, height))
+        grad = np.stack([xf, yf, (xf + yf) / 2], axis=-1) * 255 / scale
+        for _ in range(6):  # soft blobs of colour, like objects out of focus
+            cx, cy = rng.uniform(0, width), rng.uniform(0, height)
+            r = rng.uniform(0.05, 0.3) * scale
+            blob = np.exp(-((xf - cx) ** 2 + (yf - cy) ** 2) / (2 * r * r))[..., None]
+            grad = grad * (1 - 0.6 * blob) + 0.6 * blob * rng.uniform(0, 255, size=3)
+        grain = rng.normal(0, 6, size=(height, width, 3))
+        rgb = np.clip(grad + grain, 0, 255).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(rgb, "RGB").save(buf, "JPEG", quality=85)
     return buf.getvalue()
 
 
-def _mask(seed: int, side: int) -> bytes:
-    arr = np.zeros((side, side), np.uint8)
+def _mask(seed: int, width: int, height: int | None = None) -> bytes:
+    height = height or width
+    arr = np.zeros((height, width), np.uint8)
+    side = min(width, height)
     lo = side // 4 + (seed % 8) * 4
     arr[lo : lo + side // 3, lo : lo + side // 3] = 255
     buf = io.BytesIO()
@@ -207,21 +234,31 @@ def _mask(seed: int, side: int) -> bytes:
     return buf.getvalue()
 
 
-def write_corpus(root: str | Path, *, distinct: int = 8, side: int = IMAGE_SIDE) -> list[Any]:
-    """Write ``distinct`` small JPEG photos and PNG masks; return their (image, mask) paths.
+def write_corpus(
+    root: str | Path,
+    *,
+    distinct: int = 8,
+    side: int = IMAGE_SIDE,
+    size: tuple[int, int] | None = None,
+) -> list[Any]:
+    """Write ``distinct`` JPEG photos and PNG masks; return their (image, mask) paths.
+
+    The images are ``side`` x ``side`` (256 by default), or ``size`` = (width, height).
 
     Example:
         ```python
         pairs = write_corpus("/tmp/bench", distinct=8)
+        photos = write_corpus("/tmp/bench-2mp", distinct=4, size=PHOTO_SIZE)
         ```
     """
+    width, height = size or (side, side)
     folder = Path(root) / "inputs"
     folder.mkdir(parents=True, exist_ok=True)
     pairs = []
     for i in range(distinct):
         image, mask = folder / f"photo-{i}.jpg", folder / f"photo-{i}-mask.png"
-        image.write_bytes(_photo(i, side))
-        mask.write_bytes(_mask(i, side))
+        image.write_bytes(_photo(i, width, None if size is None else height))
+        mask.write_bytes(_mask(i, width, height))
         pairs.append((str(image), str(mask)))
     return pairs
 
@@ -265,6 +302,27 @@ def process_cpu_seconds(pid: int) -> float:
         return 0.0
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def self_cpu_seconds() -> float:
+    """User + system CPU seconds of this process, all threads (``getrusage``).
+
+    Example:
+        >>> self_cpu_seconds() > 0
+        True
+    """
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, as ``uptime`` shows them.
+
+    Example:
+        >>> len(load_average().split(", "))
+        3
+    """
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def peak_rss_mb(pid: int | None = None) -> float:

@@ -83,7 +83,8 @@ def run_parser() -> argparse.ArgumentParser:
         "--output-type",
         type=any_case("URL", "base64Data", "dataURI"),
         choices=("URL", "base64Data", "dataURI"),
-        help="outputType: how the API returns results (default: URL)",
+        help="outputType: how the API returns results (default: URL, which a manifest run "
+        "asks for inline as base64Data: no download per row)",
     )
     p.add_argument("--number-results", type=int, help="numberResults per row, 1-20 (default: 1)")
     p.add_argument("--concurrency", type=int, default=16, help="rows in flight per shard")

@@ -17,7 +17,10 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import shutil
+import tempfile
 import uuid
 from collections import OrderedDict
 from collections.abc import Coroutine, Mapping
@@ -79,7 +82,16 @@ class EmulatorBackend:
         self.initial_config = config
         self.config = config
         self.clock = clock or Clock()
-        self.store = ImageStore(self.clock, config.store_max_bytes)
+        # Images past the memory budget spill to files here (removed by close()).
+        self._spill_dir = os.path.join(
+            tempfile.gettempdir(), f"flux-erase-emulator-{uuid.uuid4().hex}"
+        )
+        self.store = ImageStore(
+            self.clock,
+            config.store_max_bytes,
+            spill_dir=self._spill_dir if config.store_spill else None,
+            max_disk_bytes=config.store_max_disk_bytes,
+        )
         self.ledger = Ledger()
         self.stats = Stats()
         self.faults = FaultInjector(config.seed)
@@ -114,6 +126,8 @@ class EmulatorBackend:
             await self._client.aclose()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
+        self.store.clear()
+        shutil.rmtree(self._spill_dir, ignore_errors=True)
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -185,6 +199,8 @@ class EmulatorBackend:
             self.rng = random.Random(new.seed)
         self.config = new
         self.store.max_bytes = new.store_max_bytes
+        self.store.spill_dir = self._spill_dir if new.store_spill else None
+        self.store.max_disk_bytes = new.store_max_disk_bytes
         return new
 
     async def reset(self) -> None:
@@ -218,6 +234,7 @@ class EmulatorBackend:
             "tasks_known": len(self.tasks),
             "images_stored": len(self.store),
             "images_stored_bytes": self.store.stored_bytes,
+            "images_spilled_bytes": self.store.spilled_bytes,
             "scripted_faults_pending": self.faults.scripted,
         }
 

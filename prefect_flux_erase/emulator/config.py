@@ -148,7 +148,22 @@ class EmulatorConfig(BaseModel):
         default=7 * 24 * 3600, ge=1, description="URL lifetime without 'ttl', seconds (#15)."
     )
     store_max_bytes: int = Field(
-        default=1 << 30, ge=1, description="Byte budget of stored images; oldest evicted first."
+        default=128 << 20,
+        ge=1,
+        description="Bytes of stored images kept in memory; past it the oldest spill to disk "
+        "(store_spill) or are evicted.",
+    )
+    keep_task_specs: bool = Field(
+        default=False,
+        description="Keep each task as parsed once it is done (for tests to inspect; its "
+        "inline inputs then stay in memory).",
+    )
+    store_spill: bool = Field(
+        default=True,
+        description="Spill images past store_max_bytes to a temporary directory, not evict them.",
+    )
+    store_max_disk_bytes: int = Field(
+        default=8 << 30, ge=1, description="Bytes of spilled images; past it the oldest go."
     )
 
     # --- billing (§11 #12, #16, #18) ---------------------------------------------------------

@@ -81,7 +81,7 @@ def _remember(
     backend: EmulatorBackend, task_uuid: str, task_type: str, item: dict[str, Any]
 ) -> None:
     record = TaskRecord(task_uuid=task_uuid, task_type=task_type, final_items=[item])
-    record.done.set()
+    record.finish()
     backend.tasks[task_uuid] = record
 
 

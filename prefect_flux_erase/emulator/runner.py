@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -141,13 +142,19 @@ async def run_inference(backend: EmulatorBackend, record: TaskRecord) -> None:
     """
     stats = backend.stats
     stats.processing_started()
+    record.read_output = partial(_stored_bytes, backend)
     try:
         await asyncio.gather(*(_generate(backend, record, gen) for gen in record.generations))
     finally:
-        record.release_inputs()
-        record.done.set()
+        record.release_inputs(keep_spec=backend.config.keep_task_specs)
+        record.finish()
         if stats is backend.stats:  # a reset in between starts the counts afresh
             stats.processing_finished()
+
+
+def _stored_bytes(backend: EmulatorBackend, image_uuid: str) -> bytes | None:
+    stored = backend.store.get(image_uuid)
+    return stored.data if stored is not None else None
 
 
 def _fail(
@@ -217,7 +224,13 @@ async def _generate(backend: EmulatorBackend, record: TaskRecord, gen: Generatio
             return
     backend.ledger.charge(record.task_uuid, gen.image_uuid, record.cost_each)
     backend.stats.results_generated += 1
-    gen.item, gen.status = item, "success"
     if spec.webhook_url:
         body = webhook_body(config, dict(item), failed=False)
         backend.spawn(backend.webhooks.deliver(spec.webhook_url, body, config))
+    # An inline result's bytes stay in the image store (bounded, spilled to disk), not in the
+    # record: replies read them back when they are rendered.
+    for name in ("imageBase64Data", "imageDataURI"):
+        if name in item:
+            del item[name]
+            gen.inline = (name, mime if name == "imageDataURI" else None)
+    gen.item, gen.status = item, "success"

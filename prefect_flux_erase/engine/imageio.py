@@ -207,6 +207,10 @@ def header_size(data: bytes, *, parameter: str = "inputs.image") -> tuple[int, i
         )
     try:
         with Image.open(io.BytesIO(data)) as img:
+            if img.format == "PNG" and "exif" not in img.info:
+                # Pillow looks for a PNG's EXIF by decoding the whole image; a header has
+                # none to offer (measured: a 2 MP mask's header cost a 2 ms decode).
+                return img.size
             return _oriented_size(img, img.size)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageInputError(
@@ -228,18 +232,54 @@ def check_image(
 
     Fails with the same codes and messages; returns the (width, height) after EXIF
     orientation. For a row sent as bytes to the API, the pipeline needs to know that the
-    file decodes, not the pixels themselves: JPEGs are decoded at 1/8 scale (still reading
-    the whole stream) and nothing is converted.
+    file is a whole image of an accepted size, not its pixels. A JPEG whose header parses and
+    whose stream ends with its end-of-image marker, or a PNG whose every chunk is whole (CRCs
+    checked, ``IEND`` present), is accepted from its structure alone; anything else is decoded
+    (JPEGs at 1/8 scale) and fails as the decode fails. The structural check is what a
+    truncated upload or a cut-off download breaks; measured on a 1600x1200 photo it costs
+    ~0.03 ms against ~3 ms for the 1/8-scale decode (issue 16).
 
     Example:
         >>> buf = io.BytesIO(); Image.new("RGB", (300, 256)).save(buf, "JPEG")
         >>> check_image(buf.getvalue(), min_side=256)
         (300, 256)
+        >>> check_image(buf.getvalue()[:-40])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        prefect_flux_erase.engine.imageio.ImageInputError: inputs.image: the image is truncated...
     """
+    whole = _whole_by_structure(data, max_pixels)
+    if whole is not None:
+        _require_min_side(*whole, min_side, parameter)
+        return whole
     img = _open(data, parameter, max_pixels, draft=True)
     w, h = _oriented_size(img, img.info.get("stored_size", img.size))
     _require_min_side(w, h, min_side, parameter)
     return w, h
+
+
+def _whole_by_structure(data: bytes, max_pixels: int) -> tuple[int, int] | None:
+    """The oriented size of a JPEG or PNG that is whole by its structure, else ``None`` (the
+    caller then decodes it, and reports what is wrong the way the decode does)."""
+    if data[:3] == b"\xff\xd8\xff":
+        # The stream must end with its end-of-image marker (zero or blank padding after it is
+        # allowed); in the entropy-coded data before it a 0xFF byte is never followed by 0xD9.
+        if not data.rstrip(b"\x00\r\n\t ").endswith(b"\xff\xd9"):
+            return None
+    elif data[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.width * img.height > max_pixels or img.format not in ("JPEG", "PNG"):
+                return None
+            if img.format == "JPEG":
+                return _oriented_size(img, img.size)
+            img.verify()  # every chunk's CRC, up to IEND; no pixel is decoded
+            # Pillow reads a PNG's EXIF (its orientation) by decoding the image: rare enough
+            # to leave to the decode. verify() has met an eXIf chunk wherever it is.
+            return None if "exif" in img.info else img.size
+    except Exception:  # whatever is wrong, the decode says it the usual way
+        return None
 
 
 def mask_has_erase(

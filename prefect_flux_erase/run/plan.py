@@ -30,7 +30,7 @@ from prefect_flux_erase.manifest.keys import mark_duplicate_keys
 from prefect_flux_erase.manifest.plan import ManifestPlan, ManifestSpec, Shard, plan_manifest
 from prefect_flux_erase.results.assemble import PartFooter, part_footers
 from prefect_flux_erase.results.outcome_codes import retry_codes
-from prefect_flux_erase.run.spec import RunSpec
+from prefect_flux_erase.run.spec import RunSpec, pipeline_options
 from prefect_flux_erase.shards.job import ShardJob, compute_run_key
 
 if TYPE_CHECKING:
@@ -115,7 +115,8 @@ def build_job(spec: RunSpec) -> ShardJob:
         output=spec.output,
         run_key=run_key,
         backend=spec.backend,
-        options=spec.options,
+        # The run key above hashes the options as given; the rows go with the pipeline's.
+        options=pipeline_options(spec.options),
         runware=spec.runware,
         output_storage_options=spec.out_storage_options,
         input_storage_options=spec.storage_options,

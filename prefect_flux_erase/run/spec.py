@@ -37,6 +37,33 @@ def default_options() -> EraseOptions:
     return EraseOptions(include_cost=True)
 
 
+def pipeline_options(options: EraseOptions) -> EraseOptions:
+    """The options the rows of a manifest run are sent with: ``options``, results inline.
+
+    A manifest run writes every result under ``{output}/images`` whatever ``outputType`` says,
+    so ``URL`` — the API's default, and the options' — is read as "the pipeline's choice",
+    which is ``base64Data``: each result arrives inside the reply that reports it done, so a
+    row costs no download request and no connection to the output host. Measured against URL
+    output with the same settings (``benchmarks/throughput.py``, 256x256, 64 in flight): ~0.6
+    ms less client CPU per row and ~0.07 instead of ~1.07 API requests per row. The result URL
+    is then not recorded (``source_url`` is empty).
+
+    Results stay URLs when ``ttl`` is set (a lifetime of result URLs: that asks for URLs) or
+    ``uploadEndpoint`` is (the API PUTs the bytes there; carrying them in the reply too would
+    only double the traffic). ``dataURI`` stays as it is (inline too). The run key is computed
+    from the options as given, so this never changes which run a manifest belongs to.
+
+    Example:
+        >>> pipeline_options(EraseOptions()).output_type
+        'base64Data'
+        >>> pipeline_options(EraseOptions(ttl=3600)).output_type
+        'URL'
+    """
+    if options.output_type != "URL" or options.ttl is not None or options.upload_endpoint:
+        return options
+    return options.model_copy(update={"output_type": "base64Data"})
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One manifest run: where the rows are, where results go, how to run them.

@@ -1,14 +1,18 @@
-"""Downloading output images: one ``aiohttp`` session per client, errors in the client's tree.
+"""The client's HTTP over ``aiohttp``: API POSTs and output downloads, errors in the client's tree.
 
-A pipeline downloads one output per row, so this is the client's most frequent request. httpx
-spends ~1.3 ms of CPU on such a GET from a fresh pool and ~3 ms from a warm one (its pool checks
-every idle connection for readability on each request); aiohttp spends ~0.45 ms and ~0.1 ms,
-measured side by side here. API requests stay on httpx (its injected transports are how tests
-reach faults no server produces); downloads carry no API key, so they need none of that.
+One session per client (per event loop) carries both. httpx spends ~1.3 ms of CPU on a GET
+from a fresh pool and ~3 ms from a warm one (its pool checks every idle connection for
+readability on each request); aiohttp spends ~0.45 ms and ~0.1 ms. On the API's batched POSTs
+the gap is as wide: a 32-task POST with inline 256x256 inputs and results cost ~3-4 ms of CPU
+over httpx against ~1.5 ms over aiohttp, and ~70 against ~43 ms with ~2 MP images (httpx reads
+a body in 64 kB chunks through anyio). Measured side by side here (issue 16). httpx stays for
+one purpose: an injected ``httpx`` transport, how tests reach faults no real server produces.
 
-Faults are classified as for API requests: no answer (reset, timeout, broken body) is a
+Faults are classified the same way for both: no answer (reset, timeout, broken body) is a
 :class:`~prefect_flux_erase.runware.errors.TransportError` (transient), a URL that cannot be
 fetched is a permanent ``invalidURL``; the HTTP status of an answer is the caller's to judge.
+The API key travels only in the headers of :meth:`Downloads.post` (never a session default),
+so a download never carries it.
 
 Example:
     ```python
@@ -21,7 +25,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +42,10 @@ _UNFETCHABLE: tuple[type[BaseException], ...] = tuple(
     cls
     for cls in (aiohttp.InvalidURL, getattr(aiohttp, "NonHttpUrlClientError", None), ValueError)
     if isinstance(cls, type)
+)
+# A connect timeout reached no server, unlike a slow answer (aiohttp >= 3.10 tells them apart).
+_CONNECT_TIMEOUT: tuple[type[BaseException], ...] = tuple(
+    cls for cls in (getattr(aiohttp, "ConnectionTimeoutError", None),) if isinstance(cls, type)
 )
 
 
@@ -167,6 +175,74 @@ class Downloads:
             raise TransportError(
                 self._redact(f"{describe}: {type(exc).__name__} ({exc or 'no detail'})"),
                 code="connectionError",
+            ) from None
+
+    async def post(
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        describe: str,
+        read_timeout: float | None = None,
+        unreachable: Callable[[str], None] | None = None,
+    ) -> Download:
+        """POST ``body`` to ``url`` (no redirect followed); raise ``TransportError`` when no
+        answer came. ``read_timeout`` replaces the client's read timeout for this request;
+        ``unreachable`` hears (redacted) of a fault that reached no server at all (refused,
+        reset, no route, connect timeout), as opposed to a slow answer.
+
+        Example:
+            ```python
+            answer = await downloads.post(api_url, b"[...]", {"Authorization": "Bearer ..."},
+                                          describe="POST 32 task(s)")
+            ```
+        """
+        timeout = None
+        if read_timeout is not None:
+            connect = self._timeout.connect
+            timeout = aiohttp.ClientTimeout(
+                total=None,
+                connect=min(connect, read_timeout) if connect else read_timeout,
+                sock_read=read_timeout,
+            )
+        try:
+            proxy, proxy_auth = self._proxy_for(url)
+            async with self._open().post(
+                url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                proxy=proxy,
+                proxy_auth=proxy_auth,
+                timeout=timeout or self._timeout,
+            ) as response:
+                content = await response.read()
+                return Download(
+                    response.status,
+                    response.reason or "",
+                    response.headers.get("Retry-After"),
+                    content,
+                )
+        except _UNFETCHABLE as exc:
+            raise PermanentError(
+                self._redact(f"{describe}: unsupported URL ({type(exc).__name__})"),
+                code="invalidURL",
+            ) from None
+        except TimeoutError as exc:
+            if unreachable is not None and isinstance(exc, _CONNECT_TIMEOUT):
+                unreachable(f"{type(exc).__name__}: no connection in time")
+            raise TransportError(
+                self._redact(f"{describe}: {type(exc).__name__} (no answer in time)"),
+                code="requestTimeout",
+            ) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            # `from None`: aiohttp's exceptions keep the request info, headers included.
+            detail = self._redact(str(exc)) or "no detail"
+            if unreachable is not None:
+                unreachable(f"{type(exc).__name__}: {detail}")
+            raise TransportError(
+                f"{describe}: {type(exc).__name__} ({detail})", code="connectionError"
             ) from None
 
     async def aclose(self) -> None:

@@ -1,6 +1,8 @@
 """The HTTP layer under :class:`~prefect_flux_erase.runware.client.RunwareClient`.
 
-One ``httpx.AsyncClient`` (its pool sized to the client's concurrency) carries every request.
+One ``aiohttp`` session (:class:`~prefect_flux_erase.runware.downloads.Downloads`, its pool
+sized to the client's concurrency) carries every request; an injected ``httpx`` transport (tests'
+faults) replaces it.
 Each request waits for a slot of the :class:`~prefect_flux_erase.runware.limiter.AdaptiveLimiter`,
 is judged (a whole-request transient fault, or an answer for the client to read), and transient
 faults are retried with the :class:`~prefect_flux_erase.runware.retry_policy.RetryPolicy`.
@@ -22,6 +24,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 import httpx
@@ -144,28 +147,31 @@ class ApiTransport:
             "Content-Type": "application/json",
             "Accept": "application/json",
         }
-        self.http = httpx.AsyncClient(
-            timeout=timeout,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            transport=transport,
-            verify=shared_ssl_context(),
-            headers={"User-Agent": f"prefect-flux-erase/{__version__} httpx/{httpx.__version__}"},
-            follow_redirects=False,
-        )
-        # Output downloads go over aiohttp (see downloads.py), unless a transport was injected:
-        # then everything goes through it, so that a test's faults reach downloads too.
-        self._downloads = (
-            Downloads(
+        # API requests and output downloads go over aiohttp (see downloads.py: a third of
+        # httpx's CPU per request), unless an httpx transport was injected: then everything
+        # goes through it, so that a test's faults reach every request.
+        self.http: httpx.AsyncClient | None = None
+        self._downloads: Downloads | None = None
+        if transport is None:
+            self._downloads = Downloads(
                 timeout=timeout,
                 max_connections=max_connections,
                 user_agent=f"prefect-flux-erase/{__version__}",
                 redact=self.redact,
             )
-            if transport is None
-            else None
-        )
+        else:
+            self.http = httpx.AsyncClient(
+                timeout=timeout,
+                limits=httpx.Limits(
+                    max_connections=max_connections, max_keepalive_connections=max_connections
+                ),
+                transport=transport,
+                verify=shared_ssl_context(),
+                headers={
+                    "User-Agent": f"prefect-flux-erase/{__version__} httpx/{httpx.__version__}"
+                },
+                follow_redirects=False,
+            )
 
     def __repr__(self) -> str:
         return f"ApiTransport(url={redact_url(self.url)!r}, api_key=SecretStr('**********'))"
@@ -208,7 +214,8 @@ class ApiTransport:
             await transport.aclose()
             ```
         """
-        await self.http.aclose()
+        if self.http is not None:
+            await self.http.aclose()
         if self._downloads is not None:
             await self._downloads.aclose()
 
@@ -257,38 +264,81 @@ class ApiTransport:
         request_timeout: float | None,
         headers: Mapping[str, str] | None = None,
     ) -> Exchange:
+        describe = f"POST {len(uuids)} task(s)"
         async with self.limiter.slot() as slot:
-            response = await self._send(
-                self.http.post(
-                    self.url,
-                    content=body,
-                    headers={**self._api_headers, **headers} if headers else self._api_headers,
-                    timeout=self._timeout_for(request_timeout),
-                ),
-                describe=f"POST {len(uuids)} task(s)",
-                api=True,
-            )
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            sent = {**self._api_headers, **headers} if headers else self._api_headers
+            if self._downloads is not None:
+                answer = await self._aio_post(body, describe, request_timeout, sent)
+            else:
+                assert self.http is not None
+                response = await self._send(
+                    self.http.post(
+                        self.url,
+                        content=body,
+                        headers=sent,
+                        timeout=self._timeout_for(request_timeout),
+                    ),
+                    describe=describe,
+                    api=True,
+                )
+                answer = Download(
+                    response.status_code,
+                    response.reason_phrase,
+                    response.headers.get("retry-after"),
+                    response.content,
+                )
             exchange = Exchange(
-                response.status_code,
-                self._read_reply(response),
-                retry_after=retry_after,
+                answer.status,
+                self._read_reply(answer),
+                retry_after=parse_retry_after(answer.retry_after),
                 task_uuids=uuids,
             )
             fault = self._whole_request_fault(exchange)
             if isinstance(fault, RateLimitError):
                 slot.rate_limited()
                 self.stats.rate_limited += 1
-            elif fault is None and response.is_success:
+            elif fault is None and answer.ok:
                 slot.succeeded()
         if fault is not None:
             raise fault
         return exchange
 
-    def _read_reply(self, response: httpx.Response) -> Reply:
-        status = response.status_code
+    async def _aio_post(
+        self,
+        body: bytes,
+        describe: str,
+        request_timeout: float | None,
+        headers: Mapping[str, str],
+    ) -> Download:
+        assert self._downloads is not None
+        self.stats.requests += 1
+        read_timeout = None if request_timeout is None else max(0.001, request_timeout)
+        health = self.health
         try:
-            reply = parse_reply(orjson.loads(response.content))
+            answer = await self._downloads.post(
+                self.url,
+                body,
+                headers,
+                describe=describe,
+                read_timeout=read_timeout,
+                unreachable=None if health is None else partial(health.unreachable, self.url),
+            )
+        except TransportError as exc:
+            self.stats.statuses["transport"] += 1
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("%s", exc.message)
+            raise
+        self.stats.statuses[answer.status] += 1
+        if health is not None:
+            health.answered()
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s -> HTTP %d", describe, answer.status)
+        return answer
+
+    def _read_reply(self, response: Download) -> Reply:
+        status = response.status
+        try:
+            reply = parse_reply(orjson.loads(response.body))
         except orjson.JSONDecodeError:
             reply = Reply(problems=["body is not JSON"])
         if status >= 300 and not reply.errors:
@@ -301,7 +351,7 @@ class ApiTransport:
             reply.errors.append(
                 ErrorObject(
                     code=code,
-                    message=f"HTTP {status} {text or response.reason_phrase}{detail}".strip(),
+                    message=f"HTTP {status} {text or response.reason}{detail}".strip(),
                 )
             )
         return reply
@@ -359,6 +409,7 @@ class ApiTransport:
             if self._downloads is not None:
                 answer = await self._download(url, describe)
             else:
+                assert self.http is not None
                 response = await self._send(
                     self.http.get(url, follow_redirects=True), describe=describe
                 )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -296,7 +296,7 @@ class RunwareBackend:
             prepared = await upload_inputs(self._client, prepared)
         started = time.time()
         outcomes = await self._client.submit([p.task for p in prepared])
-        tickets = []
+        tickets: list[RowTicket | tuple[RowTicket, TaskOutcome]] = []
         for p in prepared:
             ticket = replace(
                 p.ticket,
@@ -322,8 +322,10 @@ class RunwareBackend:
                     )
                 )
                 continue
-            tickets.append(await self._settle(ticket, outcome, store))
-        return tickets
+            tickets.append((ticket, outcome))
+        return await _settle_all(
+            tickets, lambda ticket, outcome: self._settle(ticket, outcome, store)
+        )
 
     async def poll(
         self,
@@ -353,20 +355,19 @@ class RunwareBackend:
                 seen_after=time.time() - sent,
                 running_after=max(running, default=0.0),
             )
-        settled = []
-        for ticket in tickets:
-            outcome = outcomes.get(ticket.task_uuid or "")
-            if outcome is None:
-                settled.append(
-                    ticket.failed(
-                        "missingReply",
-                        "polling ended without news of this task; run again with the same "
-                        "arguments to collect it by its task UUID (not charged twice)",
-                    )
+        return await _settle_all(
+            [
+                (ticket, outcome)
+                if (outcome := outcomes.get(ticket.task_uuid or "")) is not None
+                else ticket.failed(
+                    "missingReply",
+                    "polling ended without news of this task; run again with the same "
+                    "arguments to collect it by its task UUID (not charged twice)",
                 )
-                continue
-            settled.append(await self._settle(ticket, outcome, store))
-        return settled
+                for ticket in tickets
+            ],
+            lambda ticket, outcome: self._settle(ticket, outcome, store),
+        )
 
     @property
     def _learner(self) -> FirstPollLearner:
@@ -488,6 +489,29 @@ async def upload_inputs(
         )
 
     return list(await asyncio.gather(*(one(p) for p in prepared)))
+
+
+async def _settle_all(
+    rows: Sequence[RowTicket | tuple[RowTicket, TaskOutcome]],
+    settle: Callable[[RowTicket, TaskOutcome], Coroutine[Any, Any, RowTicket]],
+) -> list[RowTicket]:
+    """Settle every answered row at once, in order; a row without an outcome is kept as is.
+
+    Settling writes each inline result to its place (a thread hop and a write per result):
+    one after the other, a 32-row answer kept its lane from sending its next rows for ~55 ms
+    (measured, 256x256); together the writes overlap. A run-wide fault stops the run through
+    its control (see :meth:`RunwareBackend._settle`); an error raised by one settle cancels
+    the others and is raised.
+    """
+    slots: list[RowTicket | asyncio.Task[RowTicket]] = []
+    try:
+        async with asyncio.TaskGroup() as group:
+            for row in rows:
+                slots.append(row if isinstance(row, RowTicket) else group.create_task(settle(*row)))
+    except BaseExceptionGroup as failed:
+        # The callers handle one error (UnsafeOutputPath), not a group of them.
+        raise failed.exceptions[0] from None
+    return [s if isinstance(s, RowTicket) else s.result() for s in slots]
 
 
 def open_backend(job: ShardJob) -> RunwareBackend | LocalBackend:

@@ -69,6 +69,8 @@ DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 # writing straight to the final name is atomic there.
 _UPLOAD_ON_CLOSE = frozenset({"s3", "s3a", "gs", "gcs"})
 _READ_ONLY = frozenset({"http", "https"})
+#: The local filesystem, for plain paths written without a look-up (:func:`_plain_local_path`).
+LOCAL_FS = LocalFileSystem()
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 # fsspec's http backend logs the (possibly presigned) URLs this module reads, at DEBUG.
@@ -191,6 +193,23 @@ def exists(uri: str, storage_options: Mapping[str, Any] | None = None) -> bool:
 # --------------------------------------------------------------------------- reading
 
 
+def _plain_local_path(uri: str, storage_options: Mapping[str, Any] | None) -> str | None:
+    """The path of a local file given as a plain path or ``file://`` URI without storage
+    options, else ``None``.
+
+    Such files are read and written with the OS's calls directly: going through fsspec
+    (``url_to_fs``, its file object) cost ~0.05 ms per file, two or three times per row
+    (issue 16); the errors are classified by the same rule.
+    """
+    if storage_options:
+        return None
+    if uri.startswith("file://"):
+        uri = uri[len("file://") :]
+    elif _SCHEME_RE.match(uri) or "::" in uri:
+        return None
+    return os.path.abspath(os.path.expanduser(uri))
+
+
 def _require_uri(uri: object) -> str:
     if uri is None or (isinstance(uri, float) and math.isnan(uri)):
         raise InputReadError("no URI given (the manifest cell is empty)", code="missingUri")
@@ -252,6 +271,20 @@ def read_bytes(
     too_large = InputReadError(
         f"{shown} is larger than the {max_bytes:,}-byte limit for one input", code="inputTooLarge"
     )
+    local = _plain_local_path(text, storage_options)
+    if local is not None:
+        try:
+            with open(local, "rb") as f:
+                if os.fstat(f.fileno()).st_size > max_bytes:
+                    raise too_large
+                data = f.read(max_bytes + 1)
+        except InputReadError:
+            raise
+        except Exception as exc:
+            raise _classify_read_error(exc, shown) from exc
+        if len(data) > max_bytes:
+            raise too_large
+        return data
     try:
         fs, path = resolve(text, storage_options)
         # HTTP: stream (block_size=0) so servers without Range support still work.
@@ -301,9 +334,14 @@ def iter_bytes(
     shown = redact_url(text)
     total = 0
     try:
-        fs, path = resolve(text, storage_options)
-        kwargs: dict[str, Any] = {"block_size": 0} if _protocol_of(fs) in _READ_ONLY else {}
-        with fs.open(path, "rb", **kwargs) as f:
+        local = _plain_local_path(text, storage_options)
+        if local is not None:
+            opened: Any = open(local, "rb")  # noqa: SIM115 - closed by the with below
+        else:
+            fs, path = resolve(text, storage_options)
+            kwargs: dict[str, Any] = {"block_size": 0} if _protocol_of(fs) in _READ_ONLY else {}
+            opened = fs.open(path, "rb", **kwargs)
+        with opened as f:
             size = min(chunk_size, 64 * 1024)
             while True:
                 chunk = f.read(size)
@@ -386,8 +424,12 @@ def write_bytes(uri: str, data: bytes, storage_options: Mapping[str, Any] | None
         >>> read_bytes("memory://doc/write/a.txt")
         b'hi'
     """
-    fs, path = resolve(uri, storage_options)
-    _check_writable(fs, uri)
+    local = _plain_local_path(uri, storage_options)
+    if local is not None:
+        fs, path = LOCAL_FS, local
+    else:
+        fs, path = resolve(uri, storage_options)
+        _check_writable(fs, uri)
     if is_local(fs):
         fd, temp = _local_temp(path)
         try:

@@ -34,20 +34,44 @@ def _run(script: str, *args: str) -> str:
 
 
 @pytest.mark.slow
-def test_throughput_compares_the_three_ways() -> None:
-    last = _run("throughput.py", "--rows", "96", "--repeat", "1", "--latency", "0.05")
-    match = re.fullmatch(r"ratio_flow_vs_raw=(\d+\.\d+) ratio_flow_vs_naive=(\d+\.\d+)", last)
-    assert match, last
-    assert float(match.group(1)) > 0
-    assert float(match.group(2)) > 0
+def test_throughput_compares_every_way_with_the_official_sdk_at_both_payloads() -> None:
+    last = _run(
+        "throughput.py", "--rows", "96", "--photo-rows", "8", "--repeat", "1",
+        "--latency", "0.05", "--shard-size", "32",
+    )  # fmt: skip
+    names = [
+        "rate_flow_vs_sdk", "cpu_flow_vs_sdk", "rate_door_vs_sdk", "cpu_door_vs_sdk",
+        "ratio_flow_vs_raw", "ratio_flow_vs_naive", "rate_flow_vs_sdk_2mp", "cpu_flow_vs_sdk_2mp",
+        "rate_door_vs_sdk_2mp", "cpu_door_vs_sdk_2mp",
+    ]  # fmt: skip
+    figures = dict(pair.split("=") for pair in last.split())
+    assert sorted(figures) == sorted(names), last
+    assert all(float(value) > 0 for value in figures.values()), last
+
+
+@pytest.mark.slow
+def test_scale_reruns_a_finished_manifest_without_a_single_api_request() -> None:
+    last = _run(
+        "scale.py", "--rows", "200", "--in-flight", "32", "--latency", "0.1",
+        "--shard-size", "64", "--concurrency", "32", "--million-rows", "3000",
+    )  # fmt: skip
+    figures = dict(pair.split("=") for pair in last.split())
+    assert figures["rerun_api_requests"] == "0", last
+    assert 0 < float(figures["concurrency_ratio"]) <= 1.05, last
+    assert 20 < float(figures["rerun_rss_mb"]) < 2000, last
 
 
 @pytest.mark.slow
 def test_memory_measures_each_size_in_a_fresh_process() -> None:
     last = _run("memory.py", "--sizes", "200,400")
-    match = re.fullmatch(r"rss_200_mb=(\d+\.\d) rss_400_mb=(\d+\.\d) ratio=(\d+\.\d+)", last)
+    match = re.fullmatch(
+        r"rss_200_mb=(\d+\.\d) rss_400_mb=(\d+\.\d) ratio=(\d+\.\d+) "
+        r"emulator_rss_200_mb=(\d+\.\d) emulator_rss_400_mb=(\d+\.\d)",
+        last,
+    )
     assert match, last
     assert 50 < float(match.group(1)) < 2000
+    assert 20 < float(match.group(5)) < 2000
 
 
 @pytest.mark.slow
@@ -56,3 +80,11 @@ def test_resume_reruns_without_a_single_api_request() -> None:
     match = re.fullmatch(r"rerun_api_requests=(\d+) rerun_time_ratio=(\d+\.\d+)", last)
     assert match, last
     assert match.group(1) == "0"
+
+
+@pytest.mark.slow
+def test_dask_workers_compares_one_worker_process_with_two() -> None:
+    last = _run("dask_workers.py", "--rows", "8", "--repeat", "1", "--shard-size", "2")
+    figures = dict(pair.split("=") for pair in last.split())
+    assert sorted(figures) == ["rows_s_1_worker", "rows_s_2_workers", "speedup"], last
+    assert float(figures["speedup"]) > 0, last

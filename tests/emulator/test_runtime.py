@@ -80,11 +80,54 @@ def test_the_image_store_evicts_the_oldest_images_over_its_byte_budget(
 ) -> None:
     first = client.post(emu.url, json=[make_task(outputFormat="PNG")]).json()["data"][0]
     size = len(client.get(first["imageURL"]).content)
-    emu.configure(store_max_bytes=size + size // 2)
+    emu.configure(store_max_bytes=size + size // 2, store_spill=False)
     second = client.post(emu.url, json=[make_task(outputFormat="PNG")]).json()["data"][0]
     assert client.get(first["imageURL"]).status_code == 404
     assert client.get(second["imageURL"]).status_code == 200
     assert emu.stats()["images_stored"] == 1
+
+
+def test_images_past_the_memory_budget_spill_to_disk_and_still_expire_with_their_ttl(
+    emu: EmulatorServer, client: httpx.Client, make_task: TaskFactory
+) -> None:
+    # Issue 16: a 100k-row dry run kept every image in memory. Past the budget they spill.
+    first = client.post(emu.url, json=[make_task(outputFormat="PNG", ttl=60)]).json()["data"][0]
+    size = len(client.get(first["imageURL"]).content)
+    emu.configure(store_max_bytes=size + size // 2)
+    later = [
+        client.post(emu.url, json=[make_task(outputFormat="PNG", ttl=3600)]).json()["data"][0]
+        for _ in range(3)
+    ]
+    stats = emu.stats()
+    assert stats["images_stored"] == 4
+    assert stats["images_stored_bytes"] <= size + size // 2  # in memory: within the budget
+    assert stats["images_spilled_bytes"] >= 2 * size  # the older ones went to disk
+    for item in [first, *later]:  # every image is still served, from memory or disk
+        assert client.get(item["imageURL"]).content[:4] == b"\x89PNG"
+    emu.advance_clock(61)  # the first one's ttl is over: gone, from disk too
+    assert client.get(first["imageURL"]).status_code == 404
+    assert client.get(later[0]["imageURL"]).status_code == 200
+    emu.configure(store_max_disk_bytes=size)  # a disk budget: the oldest files go first
+    client.post(emu.url, json=[make_task(outputFormat="PNG")])
+    assert emu.stats()["images_spilled_bytes"] <= size
+    assert client.get(later[0]["imageURL"]).status_code == 404
+
+
+def test_inline_results_are_read_back_from_the_store_and_not_kept_in_the_task(
+    emu: EmulatorServer, client: httpx.Client, make_task: TaskFactory
+) -> None:
+    task = make_task(outputType="base64Data", deliveryMethod="async")
+    client.post(emu.url, json=[task])
+    emu.wait_idle()
+    (polled,) = poll(client, emu.url, task["taskUUID"]).json()["data"]
+    assert base64.b64decode(polled["imageBase64Data"])[:3] == b"\xff\xd8\xff"
+    record = emu.backend.tasks[task["taskUUID"]]
+    assert record.spec is None  # the inline inputs are not kept once the task is done
+    assert "imageBase64Data" not in record.generations[0].item
+    emu.advance_clock(8 * 24 * 3600)  # past the default lifetime: the bytes are gone
+    (polled,) = poll(client, emu.url, task["taskUUID"]).json()["data"]
+    assert polled["status"] == "success"
+    assert "imageBase64Data" not in polled
 
 
 def test_get_response_of_an_upload_task_repeats_its_result(

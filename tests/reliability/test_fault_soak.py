@@ -1,8 +1,9 @@
 """Fault soak: 2,000 rows with every emulator fault kind injected (10 % of requests in total).
 
-Submissions, polls and downloads each meet 429s (with Retry-After), 500/502/503/504, resets
-before and after the server did the work, answers slower than the client's timeout, truncated
-JSON and ``timeoutProvider`` task failures. Every row must still succeed, each result must be
+Submissions and polls (the polls carry the results inline, the pipeline's default) each
+meet 429s (with Retry-After), 500/502/503/504, resets before and after the server did the
+work, answers slower than the client's timeout, truncated JSON and ``timeoutProvider`` task
+failures. Every row must still succeed, each result must be
 charged exactly once (the emulator's ledger, keyed by task and image), and the results must
 hold every row exactly once.
 """
@@ -80,7 +81,9 @@ def test_every_row_succeeds_and_is_charged_once_through_every_fault_kind(
     stats = emu.stats()
     injected = stats["faults"]
     assert set(injected) == set(FAULT_KINDS), f"not every kind fired: {injected}"
-    assert sum(injected.values()) >= 100
+    # ~10 % of the requests were faulted (inline results: no download per row, so a few
+    # hundred requests in all); half of that leaves room for the draws' spread.
+    assert sum(injected.values()) >= stats["requests_total"] * 0.05
     assert_each_result_charged_once(stats["billed"], rows)
     assert stats["results_billed"] == ROWS
     # timeoutProvider failures were retried under new task UUIDs: some rows needed attempt 2+.

@@ -73,8 +73,11 @@ def test_download_failures_are_fetched_again_with_no_new_task_or_charge(
     manifest = write_manifest(f"{root}/m.parquet", write_inputs(root, 4))
     output = f"{root}/out"
     emu.configure(fault_targets=frozenset({"download"}), faults={"http_503": 1.0})
+    # A manifest run takes its results inline unless asked for URLs: a ttl asks for them, so
+    # each result is a download (the one that fails).
+    urls = EraseOptions(include_cost=True, ttl=3600)
 
-    first = _run(manifest, output, emu.url, shard_size=2)
+    first = _run(manifest, output, emu.url, shard_size=2, options=urls)
 
     assert first.failed == 4
     assert set(first.error_counts) == {"downloadFailed"}
@@ -83,7 +86,7 @@ def test_download_failures_are_fetched_again_with_no_new_task_or_charge(
     assert before["results_billed"] == 4
     emu.configure(faults={})
 
-    second = _run(manifest, output, emu.url, shard_size=2)
+    second = _run(manifest, output, emu.url, shard_size=2, options=urls)
 
     assert (second.succeeded, second.failed) == (4, 0)
     emu.wait_idle()

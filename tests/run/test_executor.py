@@ -200,3 +200,50 @@ def test_one_shard_run_as_a_mapped_task_commits_then_raises_when_the_key_is_reje
     assert found is not None
     assert {o.error_code for o in found[0].values()} == {"notAttempted"}
     assert emu.stats()["tasks_accepted"] == 0
+
+
+def test_a_manifest_run_takes_its_results_inline_without_a_download_per_row(
+    tmp_path: Path, emu: EmulatorServer
+) -> None:
+    # Issue 16: unset, outputType is base64Data for manifest runs, so each result comes back
+    # in the getResponse reply that reports it done: fewer requests in all than rows.
+    spec = _spec(
+        str(tmp_path),
+        12,
+        backend="runware",
+        runware=RunwareConfig(api_key=TEST_KEY, base_url=emu.url),
+        poll_policy=FAST_POLL,
+        shard_size=12,
+        concurrency=12,
+    )
+    options = {k: v for k, v in spec.__dict__.items() if k not in ("manifest", "output")}
+    summary = run_manifest(spec.manifest, spec.output, **options)
+    stats = emu.stats()
+    assert summary.succeeded == 12
+    assert stats["requests_total"] < 12, stats["requests_by_status"]
+    assert build_job(spec.check()).options.output_type == "base64Data"
+    for image in (tmp_path / "out" / "images").iterdir():
+        assert image.read_bytes()[:3] == b"\xff\xd8\xff"
+
+
+def test_the_inline_default_keeps_the_run_key_and_urls_when_asked_for(tmp_path: Path) -> None:
+    from prefect_flux_erase.run import EraseOptions
+
+    before = build_job(RunSpec("m.parquet", str(tmp_path)).check())
+    assert before.options.output_type == "base64Data"
+    # The key hashes the options as given (URL omitted as the API's default), as before the
+    # pipeline chose inline results: runs started then keep resuming, nothing charged twice.
+    assert "outputType" not in RunSpec("m.parquet", str(tmp_path)).options.wire_options()
+    assert (
+        before.run_key
+        == build_job(
+            RunSpec("m.parquet", str(tmp_path), options=EraseOptions(include_cost=True)).check()
+        ).run_key
+    )
+    for asked in (EraseOptions(ttl=600), EraseOptions(upload_endpoint="https://x/put")):
+        job = build_job(RunSpec("m.parquet", str(tmp_path), options=asked).check())
+        assert job.options.output_type == "URL"
+    job = build_job(
+        RunSpec("m.parquet", str(tmp_path), options=EraseOptions(output_type="dataURI")).check()
+    )
+    assert job.options.output_type == "dataURI"

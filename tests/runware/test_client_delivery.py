@@ -99,6 +99,7 @@ async def test_every_seed_option_at_once_round_trips_through_the_emulator(
         "outputQuality", "webhookURL", "deliveryMethod", "uploadEndpoint", "safety", "ttl",
         "includeCost", "numberResults",
     }  # fmt: skip
+    emu.configure(keep_task_specs=True)  # done tasks drop their spec unless asked
     async with new_client() as client:
         items = await client.run(task)
     emu.wait_idle()
